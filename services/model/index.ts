@@ -5,3 +5,4 @@ export * from "./resources.ts";
 export * from "./validation.ts";
 export * from "./clock.ts";
 export * from "./instance.ts";
+export * from "./events.ts";

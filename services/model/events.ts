@@ -1,0 +1,38 @@
+// CloudEvents as plain data, the form events take between providers, the bus and the
+// dispatcher (the `cloudevents` SDK is used at the edges to parse and validate them).
+
+/** A CloudEvent 1.0 as a plain object; extensions are lowercase alphanumeric attributes. */
+export interface KumoCloudEvent {
+  specversion: "1.0";
+  id: string;
+  source: string;
+  type: string;
+  subject?: string;
+  time?: string;
+  datacontenttype?: string;
+  dataschema?: string;
+  data?: unknown;
+  [extension: string]: unknown;
+}
+
+/** The bus topic all providers publish events to. */
+export const EVENTS_TOPIC = "kumo.events";
+/** The dead-letter topic: undeliverable events and undecodable source messages. */
+export const DLQ_TOPIC = "kumo.dlq";
+
+/** A dead letter: what could not be delivered or decoded, why, and every attempt. */
+export interface DeadLetter {
+  /** Where it came from: "dispatcher", "provider/openstack", "provider/http", ... */
+  origin: string;
+  reason: string;
+  /** The event, when there was one. */
+  event?: KumoCloudEvent;
+  /** The raw source message (for undecodable input), as text or base64. */
+  raw?: string;
+  rawEncoding?: "utf8" | "base64";
+  trigger?: { namespace: string; name: string; function: string };
+  attempts?: { at: string; error: string }[];
+  /** Extra facts about the source (exchange, routing key, ...). */
+  meta?: Record<string, string>;
+  time: string;
+}
