@@ -35,9 +35,12 @@ export const errorCatalogue = {
   KUMO_E_FUNCTION_TIMEOUT: { status: 504, fault: "user", summary: "The function ran longer than its timeoutMs; its instance was replaced." },
   KUMO_E_FUNCTION_MEMORY: { status: 500, fault: "user", summary: "The function exceeded its memoryMb limit; its instance was disposed." },
   KUMO_E_BAD_RESPONSE: { status: 502, fault: "user", summary: "The function returned a value that cannot be sent as an HTTP response." },
+  KUMO_E_QUEUE_FULL: { status: 503, fault: "system", summary: "Every instance of the revision is at its concurrency limit and the wait queue is full; retry later or raise scale.max / concurrency." },
+  KUMO_E_QUEUE_TIMEOUT: { status: 504, fault: "system", summary: "The request waited in the queue for a free instance longer than its deadline." },
   KUMO_E_INVALID_CONFIG: { status: 500, fault: "user", summary: "The server's configuration (environment variables) is invalid; every bad key is listed." },
   KUMO_E_UNAVAILABLE: { status: 503, fault: "system", summary: "The server is shutting down or not ready." },
   KUMO_E_INTERNAL: { status: 500, fault: "system", summary: "An unexpected platform error; the message and server log say more." },
+  KUMO_E_WATCH_EXPIRED: { status: 410, fault: "user", summary: "A watch asked to resume from a resourceVersion older than the retained change history; list again and watch from now." },
 } as const satisfies Record<string, ErrorSpec>;
 
 /** A code from the catalogue. */

@@ -1,0 +1,86 @@
+// The server's configuration: one schema read from the environment (KUMO_*), with command-line
+// overrides. Every bad key is reported at once, and the result is frozen.
+
+import { isIP } from "node:net";
+import { KumoError, Problems } from "../model/index.ts";
+
+/** Everything `kumo server` needs to start. */
+export interface ServerConfig {
+  /** KUMO_HOST: address to listen on. Default 127.0.0.1; any other address requires KUMO_API_TOKEN. */
+  readonly host: string;
+  /** KUMO_PORT: TCP port for the api and the gateway (0 picks a free one). Default 8080. */
+  readonly port: number;
+  /** KUMO_DATA_DIR: where the database and artifacts live. Default ./.kumo. */
+  readonly dataDir: string;
+  /** KUMO_API_TOKEN: bearer token the api requires (function URLs stay public). */
+  readonly apiToken: string | undefined;
+  /** KUMO_PUBLIC_URL: base of function URLs as users reach them. Default http://<host>:<port>. */
+  readonly publicUrl: string | undefined;
+  /** KUMO_GATEWAY_MAX_BODY_BYTES: largest request body a function accepts. Default 6 MiB. */
+  readonly gatewayMaxBodyBytes: number;
+  /** KUMO_QUEUE_LIMIT: requests that may wait per revision for a free instance. Default 1000. */
+  readonly queueLimit: number;
+  /** KUMO_QUEUE_TIMEOUT_MS: how long a request may wait for a free instance. Default 30000. */
+  readonly queueTimeoutMs: number;
+  /** KUMO_INVOCATION_RETENTION: invocation records kept per function. Default 1000. */
+  readonly invocationRetention: number;
+  /** KUMO_API_MAX_SOURCE_BYTES: largest function source upload. Default 50 MiB. */
+  readonly maxSourceBytes: number;
+}
+
+/** Command-line overrides (they win over the environment). */
+export interface ServerOverrides {
+  host?: string;
+  port?: number;
+  dataDir?: string;
+}
+
+const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
+
+/** True for addresses only this machine can reach. */
+export function isLoopback(host: string): boolean {
+  return LOOPBACK.has(host) || host.startsWith("127.");
+}
+
+function int(p: Problems, env: Record<string, string | undefined>, key: string, fallback: number, min: number, max: number): number {
+  const raw = env[key];
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    p.add(key, `"${raw}" is not a whole number from ${min} to ${max}`);
+    return fallback;
+  }
+  return n;
+}
+
+/** Reads and validates the server configuration. Throws KUMO_E_INVALID_CONFIG listing every problem. */
+export function loadServerConfig(env: Record<string, string | undefined>, overrides: ServerOverrides = {}): ServerConfig {
+  const p = new Problems();
+  const host = overrides.host ?? env.KUMO_HOST ?? "127.0.0.1";
+  if (host !== "localhost" && isIP(host) === 0 && !/^[a-zA-Z0-9.-]+$/.test(host)) p.add("KUMO_HOST", `"${host}" is not an address to listen on`);
+  const port = overrides.port ?? int(p, env, "KUMO_PORT", 8080, 0, 65535);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) p.add("--port", `${port} is not a TCP port (0-65535)`);
+  const token = env.KUMO_API_TOKEN === "" ? undefined : env.KUMO_API_TOKEN;
+  if (token !== undefined && token.length < 16) p.add("KUMO_API_TOKEN", "is shorter than 16 characters: use a long random value, e.g. `openssl rand -hex 32`");
+  if (!isLoopback(host) && token === undefined) {
+    p.add("KUMO_HOST", `refusing to listen on ${host} without an api token: set KUMO_API_TOKEN (the api then requires it as a bearer token), or listen on 127.0.0.1`);
+  }
+  const publicUrl = env.KUMO_PUBLIC_URL === "" ? undefined : env.KUMO_PUBLIC_URL;
+  if (publicUrl !== undefined && !/^https?:\/\/[^/]+/.test(publicUrl)) p.add("KUMO_PUBLIC_URL", `"${publicUrl}" is not an http(s) URL such as https://fn.example.com`);
+  const config: ServerConfig = {
+    host,
+    port,
+    dataDir: overrides.dataDir ?? env.KUMO_DATA_DIR ?? "./.kumo",
+    apiToken: token,
+    publicUrl: publicUrl?.replace(/\/+$/, ""),
+    gatewayMaxBodyBytes: int(p, env, "KUMO_GATEWAY_MAX_BODY_BYTES", 6 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    queueLimit: int(p, env, "KUMO_QUEUE_LIMIT", 1000, 0, 1_000_000),
+    queueTimeoutMs: int(p, env, "KUMO_QUEUE_TIMEOUT_MS", 30_000, 1, 3_600_000),
+    invocationRetention: int(p, env, "KUMO_INVOCATION_RETENTION", 1000, 1, 10_000_000),
+    maxSourceBytes: int(p, env, "KUMO_API_MAX_SOURCE_BYTES", 50 * 1024 * 1024, 1024, 2 * 1024 * 1024 * 1024),
+  };
+  if (p.list.length > 0) {
+    throw new KumoError("KUMO_E_INVALID_CONFIG", `invalid server configuration: ${p.list.map((d) => `${d.field}: ${d.message}`).join("; ")}`, { details: p.list });
+  }
+  return Object.freeze(config);
+}
