@@ -51,7 +51,7 @@ try {
     const dir = join(base, `v${i}`);
     await cp(join(repoRoot, "examples/hello-http"), dir, { recursive: true });
     const src = await readFile(join(dir, "index.ts"), "utf8");
-    await writeFile(join(dir, "index.ts"), src.replace("hello, ", `hello v${i}, `));
+    await writeFile(join(dir, "index.ts"), src.replaceAll("hello, ", `hello v${i}, `));
     const t0 = performance.now();
     await deploy(kumo.url, `api-${i}`, dir);
     const res = await fetch(`${kumo.url}/default/api-${i}?name=x`);

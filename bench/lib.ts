@@ -28,8 +28,8 @@ export function startChild(cmd: string, args: string[], pattern: RegExp, toUrl: 
       out += d.toString();
       const m = pattern.exec(out);
       if (m?.[1] !== undefined) {
-        proc.stdout!.off("data", onData);
-        proc.stderr!.off("data", onData);
+        proc.stdout.off("data", onData);
+        proc.stderr.off("data", onData);
         resolveChild({
           url: toUrl(m[1]),
           proc,
@@ -41,8 +41,8 @@ export function startChild(cmd: string, args: string[], pattern: RegExp, toUrl: 
         });
       }
     };
-    proc.stdout!.on("data", onData);
-    proc.stderr!.on("data", onData);
+    proc.stdout.on("data", onData);
+    proc.stderr.on("data", onData);
     proc.once("exit", (code) => reject(new Error(`${cmd} exited with ${String(code)}:\n${out}`)));
   });
 }

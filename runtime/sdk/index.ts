@@ -73,3 +73,4 @@ export function isHttpRequest(input: HttpRequest | CloudEvent): input is HttpReq
 export function isCloudEvent(input: HttpRequest | CloudEvent): input is CloudEvent {
   return (input as CloudEvent).specversion === "1.0";
 }
+export * from "./openstack.ts";

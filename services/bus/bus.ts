@@ -52,24 +52,27 @@ export interface ConsumerOptions {
 export interface BusConsumer {
   /**
    * Starts delivering batches. Batches of one partition are delivered one at a time (the next
-   * after the handler's promise resolves); partitions run concurrently.
+   * after the handler's promise resolves); partitions run concurrently. Resolves once the
+   * consumer has its partitions and start positions, so a record appended after that reaches
+   * the group even with start "latest". A batch whose handler rejects is delivered again.
    */
   run(handler: (batch: ConsumedBatch) => Promise<void>): Promise<void>;
   /** Commits `offset` as the next offset to read for the partition (Kafka convention). */
   commit(partition: number, offset: string): Promise<void>;
+  /** Leaves the group after in-flight batches end (so never await it inside the handler). */
   stop(): Promise<void>;
 }
 
 /** Topics, appends and consumers. */
 export interface EventBus {
-  /** Creates a topic if missing (idempotent). */
+  /** Creates a topic if missing (idempotent; an existing topic keeps its partition count). */
   ensureTopic(topic: string, partitions: number): Promise<void>;
   /** Appends records; resolves only once they are durable (acks=all on Kafka). */
   publish(topic: string, records: readonly ProducerRecord[]): Promise<RecordPosition[]>;
   consumer(options: ConsumerOptions): BusConsumer;
-  /** The next offset to be written, per partition. */
+  /** The next offset to be written, for every partition ("0" for one never written to). */
   endOffsets(topic: string): Promise<Map<number, string>>;
-  /** Committed offsets of a group, per partition. */
+  /** Committed offsets of a group, per partition; partitions without a commit are absent. */
   committedOffsets(group: string, topic: string): Promise<Map<number, string>>;
   close(): Promise<void>;
 }

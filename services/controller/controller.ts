@@ -36,6 +36,8 @@ export interface ControllerDeps {
   clock: Clock;
   /** The public URL of a function. */
   functionUrl: (namespace: string, name: string) => string;
+  /** Resolves once the gateway routes the function's new latest revision (embedded: the route table). */
+  routed?: (namespace: string, name: string, revision: string) => Promise<void>;
   log?: (line: string) => void;
 }
 
@@ -157,17 +159,24 @@ export class Controller {
       return;
     }
     const rev = await this.ensureRevision(fn, outcome.artifact);
+    const revName = rev.metadata.name;
+    // Route first, then report Ready: whoever sees Ready can call the new revision at once.
+    await this.writeStatus(fn, (s) => ({
+      ...s,
+      latestCreatedRevision: revName,
+      latestReadyRevision: revName,
+      url,
+      conditions: setCondition(
+        setCondition(s.conditions, this.cond("Built", "True", "Built", `built ${outcome.entry} into ${outcome.artifact.slice(0, 19)}… in ${outcome.buildMs} ms`)),
+        this.cond("Ready", "Unknown", "Routing", `routing traffic to revision ${revName}`),
+      ),
+    }));
+    await this.deps.routed?.(namespace, name, revName);
     const ms = this.deps.clock.now() - started;
     await this.writeStatus(fn, (s) => ({
       ...s,
       observedGeneration: generation,
-      latestCreatedRevision: rev.metadata.name,
-      latestReadyRevision: rev.metadata.name,
-      url,
-      conditions: setCondition(
-        setCondition(s.conditions, this.cond("Built", "True", "Built", `built ${outcome.entry} into ${outcome.artifact.slice(0, 19)}… in ${outcome.buildMs} ms`)),
-        this.cond("Ready", "True", "RevisionReady", `revision ${rev.metadata.name} is ready (${ms} ms)`),
-      ),
+      conditions: setCondition(s.conditions, this.cond("Ready", "True", "RevisionReady", `revision ${revName} is ready (${ms} ms)`)),
     }));
   }
 

@@ -24,13 +24,14 @@ export function writeError(res: ServerResponse, err: KumoError, extraHeaders?: R
 
 /** Creates the gateway's request handler. */
 export function createGateway(deps: { routes: RouteTable; invocations: InvocationLog; metrics: GatewayMetrics; options: GatewayOptions }): (req: IncomingMessage, res: ServerResponse) => void {
-  const { routes, invocations, metrics, options } = deps;
+  const { routes, invocations, options } = deps;
   const maxBody = options.maxBodyBytes;
 
   function finish(target: RevisionTarget, res: ServerResponse, id: string, start: number, t0: number, result: InvokeResult, coldStart: boolean): void {
     const durationMs = performance.now() - t0;
     if (!res.headersSent) {
       const headers = result.headers;
+      headers["content-length"] = String(Buffer.byteLength(result.body));
       headers["x-kumo-invocation-id"] = id;
       headers["x-kumo-revision"] = target.revision;
       res.writeHead(result.status, headers);

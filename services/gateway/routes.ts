@@ -58,6 +58,9 @@ export class RouteTable {
   private readonly routes = new Map<string, Route>();
   private readonly targets = new Map<string, RevisionTarget>();
   private watch: Watch<"Function"> | undefined;
+  /** The latest ready revision each function was last routed for, and who waits for which. */
+  private readonly routedLatest = new Map<string, string>();
+  private readonly routeWaiters = new Map<string, { revision: string; resolve: () => void }[]>();
   private running: Promise<void> | undefined;
   private readonly store: Store;
   private readonly blobs: BlobStore;
@@ -88,6 +91,30 @@ export class RouteTable {
   /** The route for "namespace/function" or "namespace/function@tag". */
   get(key: string): Route | undefined {
     return this.routes.get(key);
+  }
+
+  /**
+   * Resolves once the function has been routed with `revision` as its latest ready revision
+   * (so a deploy reports Ready only when the new revision can take requests), or after timeoutMs.
+   */
+  whenRouted(namespace: string, fn: string, revision: string, timeoutMs = 10_000): Promise<void> {
+    const key = `${namespace}/${fn}`;
+    if (this.routedLatest.get(key) === revision) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      const list = this.routeWaiters.get(key) ?? [];
+      list.push({ revision, resolve: () => (clearTimeout(timer), resolve()) });
+      this.routeWaiters.set(key, list);
+    });
+  }
+
+  private markRouted(key: string, revision: string): void {
+    this.routedLatest.set(key, revision);
+    const list = this.routeWaiters.get(key);
+    if (list === undefined) return;
+    const still = list.filter((w) => (w.revision === revision ? (w.resolve(), false) : true));
+    if (still.length === 0) this.routeWaiters.delete(key);
+    else this.routeWaiters.set(key, still);
   }
 
   /** Every routed revision (for the autoscaler, describe and metrics). */
@@ -140,8 +167,11 @@ export class RouteTable {
       weighted.push({ target, percent: t.percent });
       if (t.tag !== undefined) tagged.push([t.tag, target]);
     }
-    if (weighted.length === 0) return;
     const prefix = `${namespace}/${name}`;
+    if (weighted.length === 0) {
+      this.markRouted(prefix, latest);
+      return;
+    }
     // Swap in the new routes first, then retire what is no longer referenced (graceful drain).
     for (const key of [...this.routes.keys()]) if (key.startsWith(`${prefix}@`)) this.routes.delete(key);
     this.routes.set(prefix, splitRoute(namespace, name, weighted));
@@ -153,11 +183,13 @@ export class RouteTable {
         void this.retire(target);
       }
     }
+    this.markRouted(prefix, latest);
     this.onChange?.();
   }
 
   private async removeFunction(namespace: string, name: string): Promise<void> {
     const prefix = `${namespace}/${name}`;
+    this.routedLatest.delete(prefix);
     for (const key of [...this.routes.keys()]) if (key === prefix || key.startsWith(`${prefix}@`)) this.routes.delete(key);
     for (const [key, target] of [...this.targets]) {
       if (target.namespace === namespace && target.function === name) {

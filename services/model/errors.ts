@@ -90,6 +90,6 @@ export function toKumoError(err: unknown): KumoError {
 /** True when `value` looks like an ErrorBody (used by the api client). */
 export function isErrorBody(value: unknown): value is ErrorBody {
   if (typeof value !== "object" || value === null || !("error" in value)) return false;
-  const e = (value as { error: unknown }).error;
+  const e = (value).error;
   return typeof e === "object" && e !== null && typeof (e as { code?: unknown }).code === "string";
 }

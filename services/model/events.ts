@@ -36,3 +36,13 @@ export interface DeadLetter {
   meta?: Record<string, string>;
   time: string;
 }
+
+/**
+ * The extension that addresses an event to one trigger (`<namespace>/<name>`): cron fires and
+ * dead-letter replays carry it, and the dispatcher delivers such an event to that trigger only.
+ */
+export const TRIGGER_EXTENSION = "kumotrigger";
+/** The type of the event a cron trigger fires; its `time` is the scheduled time. */
+export const CRON_FIRED_TYPE = "dev.kumo.cron.fired";
+/** The type of the event reporting fires a cron trigger missed while Kumo was down. */
+export const CRON_MISSED_TYPE = "dev.kumo.cron.missed";

@@ -167,8 +167,11 @@ export interface TriggerSpec {
 /** Status of a trigger. */
 export interface TriggerStatus {
   conditions?: Condition[];
-  /** Bus position from which this trigger receives events. */
-  startOffset?: string;
+  /**
+   * Bus position from which this trigger receives events: the next offset per partition
+   * (partition number as a decimal string) when the dispatcher first saw the trigger.
+   */
+  startOffsets?: Record<string, string>;
 }
 
 /** Fires a function on events or a schedule. */

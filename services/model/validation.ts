@@ -100,7 +100,7 @@ function validateMetadata(p: Problems, raw: unknown, namespace: string, what: st
     if (problem !== undefined) p.add("metadata.name", problem);
   }
   if (raw.namespace !== undefined && raw.namespace !== namespace) {
-    p.add("metadata.namespace", `is "${String(raw.namespace)}" but the request path says "${namespace}": leave it out or make them match`);
+    p.add("metadata.namespace", `is ${JSON.stringify(raw.namespace)} but the request path says "${namespace}": leave it out or make them match`);
   }
   const out: MetadataInput = { name: typeof name === "string" ? name : "", namespace };
   if (raw.labels !== undefined) {
@@ -186,7 +186,7 @@ function validateTraffic(p: Problems, raw: unknown): TrafficTarget[] | undefined
     if (t.tag !== undefined) {
       const problem = typeof t.tag === "string" ? dnsLabelProblem(t.tag, "tag") : "must be a string";
       if (problem !== undefined) p.add(`${at}.tag`, problem);
-      else if (tags.has(t.tag as string)) p.add(`${at}.tag`, `tag "${String(t.tag)}" is used twice`);
+      else if (tags.has(t.tag as string)) p.add(`${at}.tag`, `tag ${JSON.stringify(t.tag)} is used twice`);
       else {
         tags.add(t.tag as string);
         target.tag = t.tag as string;
@@ -209,7 +209,7 @@ export function validateFunctionInput(raw: unknown, namespace: string): { metada
   }
   const body = raw as Record<string, unknown>;
   rejectUnknown(p, body, ["apiVersion", "kind", "metadata", "spec", "status"], "");
-  if (body.kind !== undefined && body.kind !== "Function") p.add("kind", `is "${String(body.kind)}": this endpoint takes kind Function`);
+  if (body.kind !== undefined && body.kind !== "Function") p.add("kind", `is ${JSON.stringify(body.kind)}: this endpoint takes kind Function`);
   const metadata = validateMetadata(p, body.metadata, namespace, "function");
   const spec = isRecord(body.spec) ? body.spec : undefined;
   if (spec === undefined) {
@@ -227,7 +227,7 @@ export function validateFunctionInput(raw: unknown, namespace: string): { metada
   let runtime: RuntimeKind = functionDefaults.runtime;
   if (s.runtime !== undefined) {
     if (s.runtime === "isolate" || s.runtime === "process") runtime = s.runtime;
-    else p.add("spec.runtime", `"${String(s.runtime)}" is not a runtime: use "isolate" (default) or "process"`);
+    else p.add("spec.runtime", `${JSON.stringify(s.runtime)} is not a runtime: use "isolate" (default) or "process"`);
   }
   const out: FunctionSpec = {
     source: { digest },
@@ -296,7 +296,7 @@ function validateDelivery(p: Problems, raw: unknown): DeliverySpec {
   let backoff = d.backoff;
   if (raw.backoff !== undefined) {
     if (raw.backoff === "exponential" || raw.backoff === "linear") backoff = raw.backoff;
-    else p.add("spec.delivery.backoff", `"${String(raw.backoff)}" is not a backoff: use "exponential" or "linear"`);
+    else p.add("spec.delivery.backoff", `${JSON.stringify(raw.backoff)} is not a backoff: use "exponential" or "linear"`);
   }
   const bool = (v: unknown, field: string, fallback: boolean): boolean => {
     if (v === undefined) return fallback;
@@ -380,7 +380,7 @@ export function validateTriggerInput(raw: unknown, namespace: string): { metadat
   }
   const body = raw as Record<string, unknown>;
   rejectUnknown(p, body, ["apiVersion", "kind", "metadata", "spec", "status"], "");
-  if (body.kind !== undefined && body.kind !== "Trigger") p.add("kind", `is "${String(body.kind)}": this endpoint takes kind Trigger`);
+  if (body.kind !== undefined && body.kind !== "Trigger") p.add("kind", `is ${JSON.stringify(body.kind)}: this endpoint takes kind Trigger`);
   const metadata = validateMetadata(p, body.metadata, namespace, "trigger");
   if (!isRecord(body.spec)) {
     p.add("spec", "is required: { \"function\": \"my-fn\", \"source\": {...} }");

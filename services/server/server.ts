@@ -90,7 +90,16 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
   const shownHost = config.host.includes(":") ? `[${config.host}]` : config.host;
   baseUrl = config.publicUrl ?? `http://${shownHost}:${port}`;
 
-  const controller = new Controller({ store, blobs, builder: { buildFunction, unpackSource }, backends, clock, functionUrl, log });
+  const controller = new Controller({
+    store,
+    blobs,
+    builder: { buildFunction, unpackSource },
+    backends,
+    clock,
+    functionUrl,
+    routed: (ns, fn, rev) => routes.whenRouted(ns, fn, rev),
+    log,
+  });
   await routes.start();
   await controller.start();
   state = "ready";

@@ -50,7 +50,14 @@ export interface InvocationQuery {
   function: string;
   /** Records after this sequence number (for --follow). */
   afterSeq?: number;
+  /** At most this many: the newest ones, or with afterSeq the first ones after it. */
   limit?: number;
+}
+
+/** An invocation record with its sequence number (increasing, never reused). */
+export interface InvocationEntry {
+  seq: number;
+  record: InvocationRecord;
 }
 
 /** Where invocation records go: appended in batches off the hot path, read by `kumo logs`. */
@@ -58,7 +65,13 @@ export interface InvocationLog {
   /** Queues a record; it is written within a few ms (never blocks the caller). */
   append(record: InvocationRecord): void;
   /** Records oldest-first, each with its sequence number. */
-  query(q: InvocationQuery): Promise<{ seq: number; record: InvocationRecord }[]>;
+  query(q: InvocationQuery): Promise<InvocationEntry[]>;
+  /**
+   * Calls `listener` with each function's records as they are written (oldest-first), for
+   * `kumo logs --follow`; returns an unsubscribe function. To follow without gaps, subscribe
+   * first, then query, and skip entries whose seq the query already returned.
+   */
+  subscribe(namespace: string, fn: string, listener: (entries: InvocationEntry[]) => void): () => void;
   /** Writes everything queued. */
   flush(): Promise<void>;
   close(): Promise<void>;

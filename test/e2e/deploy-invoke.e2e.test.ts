@@ -62,7 +62,7 @@ describe("deploy → invoke → logs → redeploy → delete", () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain("hello-00001");
     expect(r.stdout).toContain("success");
-    expect(r.stdout).toContain("hello, kumo");
+    expect(r.stdout).toContain("greeting kumo");
   });
 
   it("`kumo logs --follow` streams new records", async () => {
@@ -73,16 +73,16 @@ describe("deploy → invoke → logs → redeploy → delete", () => {
     child.stdout.on("data", (d: Buffer) => (out += d.toString()));
     await new Promise((r) => setTimeout(r, 1500));
     await fetch(`${server.url}/default/hello?name=followed`);
-    for (let i = 0; i < 50 && !out.includes("hello, followed"); i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 50 && !out.includes("greeting followed"); i++) await new Promise((r) => setTimeout(r, 100));
     child.kill("SIGINT");
-    expect(out).toContain("hello, followed");
+    expect(out).toContain("greeting followed");
   });
 
   it("redeploys a changed version: a new revision serves", async () => {
     const dir = await tempDir("kumo-hello-v2-");
     await cp(join(repoRoot, "examples/hello-http"), dir, { recursive: true });
     const src = await readFile(join(dir, "index.ts"), "utf8");
-    await writeFile(join(dir, "index.ts"), src.replace("hello, ", "hi again, "));
+    await writeFile(join(dir, "index.ts"), src.replaceAll("hello, ", "hi again, "));
     const r = await runKumo(["deploy", dir, "--name", "hello"], env);
     expect(r.code, r.stderr).toBe(0);
     const res = await fetch(`${server.url}/default/hello?name=kumo`);
@@ -118,12 +118,12 @@ describe("deploy → invoke → logs → redeploy → delete", () => {
 
 describe("bad functions get the documented errors and the server keeps serving", () => {
   it("a syntax error fails the deploy with file and line; describe shows it; no revision is made", async () => {
-    const r = await deployFolder("broken", { "index.ts": "export default async () => {\n  return { ok: true \n};\n" });
+    const r = await deployFolder("broken", { "index.ts": "export default async () => {\n  const x = ;\n  return x;\n};\n" });
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/index\.ts:3:\d+/);
+    expect(r.stderr).toMatch(/index\.ts:2:\d+/);
     const d = await runKumo(["describe", "broken"], env);
     expect(d.stdout).toContain("BuildFailed");
-    expect(d.stdout).toMatch(/index\.ts:3:\d+/);
+    expect(d.stdout).toMatch(/index\.ts:2:\d+/);
     const revs = await fetch(`${server.url}/apis/kumo.dev/v1/namespaces/default/revisions?function=broken`).then((x) => x.json() as Promise<{ items: unknown[] }>);
     expect(revs.items).toHaveLength(0);
   });

@@ -68,8 +68,8 @@ export async function startKumoServer(options: { dataDir?: string; env?: Record<
         resolveUrl(m[1]!);
       }
     };
-    child.stdout!.on("data", onData);
-    child.stderr!.on("data", onData);
+    child.stdout.on("data", onData);
+    child.stderr.on("data", onData);
     child.on("exit", (code) => {
       clearTimeout(timer);
       reject(new Error(`kumo server exited with ${String(code)} before it was ready:\n${out}`));

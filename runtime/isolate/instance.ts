@@ -1,0 +1,392 @@
+// One function instance: a V8 isolate (isolated-vm) holding a revision's bundle, entered once per
+// invocation. The isolate builds the input, runs the handler and hands back a finished result
+// (response and logs) through one host callback; the host only keeps deadlines and bridges
+// fetch, timers, URL parsing and randomness.
+
+import { getRandomValues } from "node:crypto";
+import ivm from "isolated-vm";
+import { KumoError } from "../../services/model/index.ts";
+import type { Instance, InvokeRequest, InvokeResult, LoadSpec, LogLine } from "../../services/model/index.ts";
+import { preludeSource } from "./prelude.ts";
+import { checkedResult, internalResult, memoryResult, replacedResult, timeoutResult } from "./results.ts";
+
+type IsolateFn = (...args: unknown[]) => unknown;
+type FnRef = ivm.Reference<IsolateFn>;
+
+/** How an instance runs code: on the calling thread (fast) or on isolated-vm's threads (never blocks). */
+export type Dispatch = "inline" | "thread";
+
+/** What the backend shares with the instances it starts. */
+export interface InstanceSetup {
+  readonly id: string;
+  readonly dispatch: Dispatch;
+  /** Inline crossings slower than this move the instance (and its revision) to "thread". */
+  readonly inlineBudgetMs: number;
+  readonly snapshot: ivm.ExternalCopy<ArrayBuffer> | null;
+  readonly codeCache: Map<string, ivm.ExternalCopy<ArrayBuffer>> | null;
+  onDemote(): void;
+  onGone(instance: IsolateInstance): void;
+}
+
+interface Pending {
+  readonly seq: number;
+  readonly req: InvokeRequest;
+  resolve: ((r: InvokeResult) => void) | undefined;
+  result: InvokeResult | undefined;
+  timer: NodeJS.Timeout | undefined;
+}
+
+/** The dispatcher functions the prelude returns from __kumoBoot. */
+interface Dispatcher {
+  invoke: FnRef;
+  settleFetch: FnRef;
+  fireTimer: FnRef;
+  drainLogs: FnRef;
+  install: FnRef;
+}
+
+type Death = "timeout" | "memory" | "gone";
+
+const CODE_CACHE_ENTRIES = 64;
+const SALVAGE_MS = 50;
+const REDIRECTS = new Set<string>(["follow", "error", "manual"]);
+
+// Timers and isolated-vm timeouts take 1..2^31-1 ms (0 would mean "no timeout").
+function clampMs(ms: number): number {
+  return Math.min(2_147_483_647, Math.max(1, Math.ceil(ms)));
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function deathOf(message: string): Death | undefined {
+  if (message.includes("memory limit")) return "memory";
+  if (message === "Script execution timed out.") return "timeout";
+  if (message.includes("disposed")) return "gone";
+  return undefined;
+}
+
+function urlParts(u: URL): string[] {
+  return [u.href, u.origin, u.protocol, u.username, u.password, u.host, u.hostname, u.port, u.pathname, u.search, u.hash];
+}
+
+function fetchFailure(err: unknown): string {
+  const cause = err instanceof Error && err.cause !== undefined ? `: ${messageOf(err.cause)}` : "";
+  return `${messageOf(err)}${cause}`;
+}
+
+/** A running isolate of one revision. */
+export class IsolateInstance implements Instance {
+  readonly id: string;
+  readonly revision: string;
+  readonly #spec: LoadSpec;
+  readonly #setup: InstanceSetup;
+  readonly #isolate: ivm.Isolate;
+  #dispatcher: Dispatcher | undefined;
+  #inline: boolean;
+  #dead = false;
+  #seq = 0;
+  readonly #pending = new Map<number, Pending>();
+  readonly #timers = new Map<number, NodeJS.Timeout>();
+  readonly #fetches = new AbortController();
+  // Reused for every crossing; only `timeout` changes.
+  readonly #crossing = { arguments: { copy: true as const }, timeout: 1 };
+
+  constructor(spec: LoadSpec, setup: InstanceSetup, isolate: ivm.Isolate) {
+    this.id = setup.id;
+    this.revision = spec.revision;
+    this.#spec = spec;
+    this.#setup = setup;
+    this.#isolate = isolate;
+    this.#inline = setup.dispatch === "inline";
+  }
+
+  get healthy(): boolean {
+    return !this.#dead && !this.#isolate.isDisposed;
+  }
+
+  /** Builds the context, binds the host bridges and loads the bundle; rejects with KUMO_E_LOAD_FAILED. */
+  async load(): Promise<void> {
+    const spec = this.#spec;
+    const isolate = this.#isolate;
+    const context = isolate.createContextSync();
+    if (this.#setup.snapshot === null) context.evalSync(preludeSource, { filename: "kumo:///prelude.js" });
+    const boot = context.global.getSync("__kumoBoot", { reference: true }) as FnRef;
+    const meta = JSON.stringify({ namespace: spec.namespace, function: spec.function, revision: spec.revision, env: spec.env });
+    const api = boot.applySync(undefined, [...this.#bridges(), meta], { result: { reference: true } }) as ivm.Reference<Record<string, unknown>>;
+    const fn = (name: string): FnRef => api.getSync(name, { reference: true }) as FnRef;
+    this.#dispatcher = { invoke: fn("invoke"), settleFetch: fn("settleFetch"), fireTimer: fn("fireTimer"), drainLogs: fn("drainLogs"), install: fn("install") };
+    boot.release();
+    api.release();
+
+    const filename = `kumo:///${spec.namespace}/${spec.function}/${spec.revision}.js`;
+    const failed = (problem: string, fix: string, cause?: unknown): KumoError =>
+      new KumoError("KUMO_E_LOAD_FAILED", `function ${spec.namespace}/${spec.function} revision ${spec.revision} could not be loaded: ${problem}: ${fix}`, cause === undefined ? {} : { cause });
+
+    const cache = this.#setup.codeCache;
+    const cached = cache?.get(spec.code);
+    let module: ivm.Module;
+    try {
+      module = await isolate.compileModule(spec.code, cached !== undefined ? { filename, cachedData: cached } : { filename, produceCachedData: cache !== null });
+    } catch (err) {
+      throw failed(`the bundle has a syntax error (${messageOf(err)})`, "fix the code and deploy again; the bundle must be an ES module", err);
+    }
+    const compiled = module as ivm.Module & ivm.CachedDataResult & { cachedDataRejected?: boolean };
+    if (cache !== null && compiled.cachedData !== undefined && (cached === undefined || compiled.cachedDataRejected === true)) {
+      if (cache.size >= CODE_CACHE_ENTRIES) {
+        const oldest = cache.keys().next();
+        if (oldest.done !== true) cache.delete(oldest.value);
+      }
+      cache.set(spec.code, compiled.cachedData);
+    }
+    const imports = module.dependencySpecifiers;
+    if (imports.length > 0) {
+      throw failed(
+        `the bundle imports ${imports.map((s) => `"${s}"`).join(", ")}, but an isolate bundle must be self-contained`,
+        "bundle every dependency into it (esbuild bundle: true), or use runtime \"process\" for Node built-ins",
+      );
+    }
+    try {
+      await module.instantiate(context, (specifier) => {
+        throw new Error(`cannot import "${specifier}"`);
+      });
+      await module.evaluate({ timeout: spec.timeoutMs });
+    } catch (err) {
+      const message = messageOf(err);
+      const death = deathOf(message);
+      if (death === "memory") throw failed(`its top-level code exceeded the memory limit of ${spec.memoryMb} MB`, "raise --memory (limits.memoryMb) or do less work at load time", err);
+      if (death === "timeout") throw failed(`its top-level code ran longer than the timeout of ${spec.timeoutMs} ms`, "move slow work out of module scope into the handler", err);
+      throw failed(`its top-level code threw (${message})`, "fix the code that runs when the module loads (outside the handler)", err);
+    }
+    const problem = this.#dispatcher.install.applySync(undefined, [module.namespace.derefInto()]);
+    if (problem === "no-default") {
+      throw failed("the bundle has no default export", "export the handler as the default export: `export default async (input, ctx) => { ... }`");
+    }
+    if (typeof problem === "string" && problem !== "") {
+      throw failed(problem, "export the handler function as the default export: `export default async (input, ctx) => { ... }`");
+    }
+  }
+
+  invoke(req: InvokeRequest): Promise<InvokeResult> {
+    const dispatcher = this.#dispatcher;
+    if (this.#dead || dispatcher === undefined) return Promise.resolve(replacedResult());
+    const seq = ++this.#seq;
+    const p: Pending = { seq, req, resolve: undefined, result: undefined, timer: undefined };
+    this.#pending.set(seq, p);
+    this.#enter(dispatcher.invoke, [seq, req.requestId, req.deadline, req.kind, req.input], seq);
+    if (p.result !== undefined) return Promise.resolve(p.result);
+    return new Promise<InvokeResult>((resolve) => {
+      p.resolve = resolve;
+      if (this.#pending.get(seq) === p) {
+        p.timer = setTimeout(() => this.#die("timeout", seq), clampMs(req.deadline - Date.now()));
+      }
+    });
+  }
+
+  async dispose(): Promise<void> {
+    if (this.#dead) return;
+    this.#dead = true;
+    for (const p of this.#takePending()) this.#resolve(p, replacedResult());
+    this.#release();
+  }
+
+  /** Host functions the prelude calls, in __kumoBoot's parameter order. */
+  #bridges(): ivm.Callback[] {
+    return [
+      new ivm.Callback((id: number, owner: number, url: string, method: string, headers: [string, string][], body: string | ArrayBuffer | undefined, redirect: string) => {
+        this.#fetch(id, owner, url, method, headers, body, redirect);
+      }),
+      new ivm.Callback((id: number, owner: number, ms: number, repeat: boolean) => {
+        this.#timer(id, owner, ms, repeat);
+      }),
+      new ivm.Callback((id: number) => {
+        const t = this.#timers.get(id);
+        if (t !== undefined) {
+          clearTimeout(t);
+          this.#timers.delete(id);
+        }
+      }),
+      new ivm.Callback((n: number) => getRandomValues(new Uint8Array(Math.min(Math.max(0, n | 0), 65536))).buffer),
+      new ivm.Callback((input: string, base: string | undefined) => {
+        const u = URL.parse(input, base);
+        return u === null ? null : urlParts(u);
+      }),
+      new ivm.Callback((href: string, name: string, value: string) => {
+        const u = new URL(href);
+        switch (name) {
+          case "protocol": u.protocol = value; break;
+          case "username": u.username = value; break;
+          case "password": u.password = value; break;
+          case "host": u.host = value; break;
+          case "hostname": u.hostname = value; break;
+          case "port": u.port = value; break;
+          case "pathname": u.pathname = value; break;
+          case "search": u.search = value; break;
+          case "hash": u.hash = value; break;
+        }
+        return urlParts(u);
+      }),
+      new ivm.Callback((seq: number, status: number, headers: Record<string, string> | null, body: string, logs: LogLine[] | null) => {
+        this.#complete(seq, { outcome: "success", status, headers: headers ?? { "content-type": "application/json" }, body, logs: logs ?? [] });
+      }),
+      new ivm.Callback((seq: number, value: unknown) => {
+        this.#complete(seq, checkedResult(value) ?? internalResult("the isolate returned a malformed result (did the function overwrite built-ins?)"));
+      }),
+    ];
+  }
+
+  /** Runs `fn(...args)` in the isolate for invocation `owner`, bounded by its deadline. */
+  #enter(fn: FnRef, args: unknown[], owner: number): void {
+    const crossing = this.#crossing;
+    const deadline = this.#pending.get(owner)?.req.deadline;
+    crossing.timeout = clampMs(deadline === undefined ? this.#spec.timeoutMs : deadline - Date.now());
+    if (this.#inline) {
+      const started = performance.now();
+      try {
+        fn.applySync(undefined, args, crossing);
+      } catch (err) {
+        this.#crossingFailed(err, owner);
+        return;
+      }
+      if (performance.now() - started > this.#setup.inlineBudgetMs && this.#setup.dispatch !== "inline") {
+        // A slow synchronous handler blocks every other request on this thread: run it on
+        // isolated-vm's threads from now on.
+        this.#inline = false;
+        this.#setup.onDemote();
+      }
+    } else {
+      fn.apply(undefined, args, crossing).catch((err: unknown) => this.#crossingFailed(err, owner));
+    }
+  }
+
+  #crossingFailed(err: unknown, owner: number): void {
+    if (this.#dead) return;
+    const message = messageOf(err);
+    const death = this.#isolate.isDisposed ? (deathOf(message) ?? "gone") : deathOf(message);
+    if (death !== undefined) {
+      this.#die(death, owner);
+      return;
+    }
+    const p = this.#pending.get(owner);
+    if (p !== undefined) {
+      this.#pending.delete(owner);
+      this.#resolve(p, internalResult(message));
+    }
+  }
+
+  #complete(seq: number, result: InvokeResult): void {
+    const p = this.#pending.get(seq);
+    if (p === undefined) return;
+    this.#pending.delete(seq);
+    this.#resolve(p, result);
+  }
+
+  #resolve(p: Pending, result: InvokeResult): void {
+    if (p.timer !== undefined) clearTimeout(p.timer);
+    if (p.resolve !== undefined) p.resolve(result);
+    else p.result = result;
+  }
+
+  #takePending(): Pending[] {
+    const all = [...this.#pending.values()];
+    this.#pending.clear();
+    return all;
+  }
+
+  /** Ends the instance after a timeout, memory exhaustion or loss of the isolate. */
+  #die(death: Death, owner: number): void {
+    if (this.#dead) return;
+    this.#dead = true;
+    const victims = this.#takePending();
+    for (const v of victims) if (v.timer !== undefined) clearTimeout(v.timer);
+    const settle = (logs: Record<string, LogLine[]>): void => {
+      const now = Date.now();
+      for (const v of victims) {
+        const own = logs[String(v.seq)] ?? [];
+        if (death === "timeout" && (v.seq === owner || v.req.deadline <= now)) this.#resolve(v, timeoutResult(this.#spec.timeoutMs, own));
+        else if (death === "memory" && v.seq === owner) this.#resolve(v, memoryResult(this.#spec.memoryMb, own));
+        else this.#resolve(v, replacedResult());
+      }
+      this.#release();
+    };
+    if (death !== "timeout" || victims.length === 0) {
+      settle({});
+      return;
+    }
+    void this.#salvageLogs(victims.map((v) => v.seq)).then(settle);
+  }
+
+  /** Reads the logs of stopped invocations before the isolate goes (best effort, bounded). */
+  async #salvageLogs(seqs: number[]): Promise<Record<string, LogLine[]>> {
+    const drain = this.#dispatcher?.drainLogs;
+    if (drain === undefined || this.#isolate.isDisposed) return {};
+    const options = { arguments: { copy: true as const }, result: { copy: true as const }, timeout: SALVAGE_MS };
+    try {
+      if (this.#inline) return drain.applySync(undefined, [seqs], options) as Record<string, LogLine[]>;
+      let timer: NodeJS.Timeout | undefined;
+      const giveUp = new Promise<Record<string, LogLine[]>>((resolve) => {
+        timer = setTimeout(() => resolve({}), SALVAGE_MS * 4);
+      });
+      const logs = await Promise.race([drain.apply(undefined, [seqs], options) as Promise<Record<string, LogLine[]>>, giveUp]);
+      clearTimeout(timer);
+      return logs;
+    } catch {
+      return {};
+    }
+  }
+
+  #release(): void {
+    for (const t of this.#timers.values()) clearTimeout(t);
+    this.#timers.clear();
+    this.#fetches.abort();
+    if (!this.#isolate.isDisposed) {
+      try {
+        this.#isolate.dispose();
+      } catch {
+        // Already disposed by isolated-vm (memory limit); nothing left to free.
+      }
+    }
+    this.#setup.onGone(this);
+  }
+
+  #timer(id: number, owner: number, ms: number, repeat: boolean): void {
+    if (this.#dead) return;
+    const fireTimer = this.#dispatcher?.fireTimer;
+    if (fireTimer === undefined) return;
+    const fire = (): void => {
+      if (!repeat) this.#timers.delete(id);
+      this.#enter(fireTimer, [id], owner);
+    };
+    const handle = repeat ? setInterval(fire, ms) : setTimeout(fire, ms);
+    // A function's timers must not keep the platform process alive.
+    handle.unref();
+    this.#timers.set(id, handle);
+  }
+
+  #fetch(id: number, owner: number, url: string, method: string, headers: [string, string][], body: string | ArrayBuffer | undefined, redirect: string): void {
+    const settleFetch = this.#dispatcher?.settleFetch;
+    if (this.#dead || settleFetch === undefined) return;
+    const deadline = this.#pending.get(owner)?.req.deadline ?? Date.now() + this.#spec.timeoutMs;
+    const signal = AbortSignal.any([this.#fetches.signal, AbortSignal.timeout(clampMs(deadline - Date.now()))]);
+    const init: RequestInit = { method, headers, signal, redirect: REDIRECTS.has(redirect) ? (redirect as RequestRedirect) : "follow" };
+    if (body !== undefined) init.body = body;
+    let request: Promise<Response>;
+    try {
+      request = fetch(url, init);
+    } catch (err) {
+      request = Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+    request
+      .then(async (res) => {
+        const buffer = await res.arrayBuffer();
+        const pairs: [string, string][] = [];
+        res.headers.forEach((v, k) => pairs.push([k, v]));
+        const value = { status: res.status, statusText: res.statusText, url: res.url, redirected: res.redirected, headers: pairs, body: buffer };
+        this.#enter(settleFetch, [id, true, value], owner);
+      })
+      .catch((err: unknown) => {
+        this.#enter(settleFetch, [id, false, fetchFailure(err)], owner);
+      });
+  }
+}

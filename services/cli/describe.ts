@@ -1,0 +1,126 @@
+// `kumo describe <fn>`: everything about one function: its spec, status conditions with their
+// full messages (a build error shows file and line), revisions, URL and recent invocations.
+
+import type { InvocationEntry } from "../api/index.ts";
+import type { KumoFunction, Outcome, Revision } from "../model/index.ts";
+import type { Command, CommandContext } from "./command.ts";
+import { sortRevisions } from "./list.ts";
+import { formatAge, formatMs, json, table } from "./output.ts";
+
+/** How many recent invocations describe counts. */
+const RECENT = 100;
+
+/** Counts of recent invocations by outcome. */
+export interface InvocationSummary {
+  total: number;
+  byOutcome: Record<Outcome, number>;
+  coldStarts: number;
+  /** Median duration, ms (undefined with no invocations). */
+  p50Ms?: number;
+  last?: string;
+}
+
+/** Summarises invocation records. */
+export function summarize(entries: readonly InvocationEntry[]): InvocationSummary {
+  const byOutcome: Record<Outcome, number> = { success: 0, function_error: 0, timeout: 0, platform_error: 0 };
+  let coldStarts = 0;
+  for (const { record } of entries) {
+    byOutcome[record.outcome]++;
+    if (record.coldStart) coldStarts++;
+  }
+  const out: InvocationSummary = { total: entries.length, byOutcome, coldStarts };
+  if (entries.length > 0) {
+    const durations = entries.map((e) => e.record.durationMs).sort((a, b) => a - b);
+    out.p50Ms = durations[Math.floor((durations.length - 1) / 2)]!;
+    out.last = entries[entries.length - 1]!.record.start;
+  }
+  return out;
+}
+
+function indent(text: string, spaces: number): string {
+  const pad = " ".repeat(spaces);
+  return text
+    .split("\n")
+    .map((l) => (l === "" ? l : pad + l))
+    .join("\n");
+}
+
+/** The human description of a function. */
+export function describeText(fn: KumoFunction, revisions: readonly Revision[], invocations: InvocationSummary, now: number): string {
+  const s = fn.spec;
+  const env = Object.keys(s.env);
+  const traffic = (s.traffic ?? [{ latestRevision: true, percent: 100 }])
+    .map((t) => `${t.percent}% ${t.revision ?? "latest"}${t.tag === undefined ? "" : ` (tag ${t.tag})`}`)
+    .join(", ");
+  const rows: [string, string][] = [
+    ["Name", fn.metadata.name],
+    ["Namespace", fn.metadata.namespace],
+    ["URL", fn.status.url ?? "-"],
+    ["Created", `${fn.metadata.creationTimestamp} (${formatAge(fn.metadata.creationTimestamp, now)} ago)`],
+    ["Generation", `${fn.metadata.generation} (observed ${fn.status.observedGeneration ?? "none yet"})`],
+    ["Source", s.source.digest],
+    ["Entry", s.entry ?? "(default: index.ts, index.js, index.mjs or package.json main)"],
+    ["Runtime", s.runtime],
+    ["Limits", `timeout ${s.limits.timeoutMs} ms, memory ${s.limits.memoryMb} MiB`],
+    ["Concurrency", `${s.concurrency} requests per instance`],
+    ["Scale", `min ${s.scale.min}, max ${s.scale.max}, target ${s.scale.target} in flight per instance, to zero after ${s.scale.scaleToZeroGraceSeconds}s idle`],
+    ["Env", env.length === 0 ? "(none)" : env.join(", ")],
+    ["Traffic", traffic],
+    ["Latest ready", fn.status.latestReadyRevision ?? "-"],
+    ["Latest created", fn.status.latestCreatedRevision ?? "-"],
+  ];
+  const width = Math.max(...rows.map(([k]) => k.length)) + 1;
+  let out = rows.map(([k, v]) => `${`${k}:`.padEnd(width)}  ${v}\n`).join("");
+
+  out += "\nConditions:\n";
+  const conditions = fn.status.conditions ?? [];
+  if (conditions.length === 0) out += "  (none yet: the controller has not reconciled this function)\n";
+  for (const c of conditions) {
+    out += `  ${c.type}=${c.status}  ${c.reason}  (${formatAge(c.lastTransitionTime, now)} ago)\n`;
+    if (c.message !== "") out += `${indent(c.message, 4)}\n`;
+  }
+
+  out += "\nRevisions:\n";
+  const sorted = sortRevisions(revisions);
+  if (sorted.length === 0) out += "  (none yet)\n";
+  else {
+    const t = table(
+      ["NAME", "GENERATION", "ARTIFACT", "CREATED"],
+      sorted.map((r) => [r.metadata.name, String(r.spec.generation), r.spec.artifact, r.metadata.creationTimestamp]),
+    );
+    out += indent(t, 2);
+  }
+
+  out += `\nInvocations (last ${RECENT}):\n`;
+  if (invocations.total === 0) out += "  (none yet)\n";
+  else {
+    const o = invocations.byOutcome;
+    out += `  ${invocations.total} total: ${o.success} success, ${o.function_error} function_error, ${o.timeout} timeout, ${o.platform_error} platform_error\n`;
+    out += `  ${invocations.coldStarts} cold start${invocations.coldStarts === 1 ? "" : "s"}, median ${formatMs(invocations.p50Ms ?? 0)}, last at ${invocations.last ?? "-"}\n`;
+  }
+  return out;
+}
+
+/** `kumo describe <fn>` */
+export const describeCommand: Command = {
+  name: "describe",
+  summary: "Show a function's spec, status (with build errors), revisions and recent invocations",
+  description:
+    "Shows everything about one function: its spec, its status conditions with their full messages (a failed build names the file and line), " +
+    `its revisions with their artifact digests, its URL and counts of its last ${RECENT} invocations.`,
+  args: [{ name: "fn", required: true }],
+  flags: {},
+  examples: ["kumo describe hello", "kumo describe hello -o json"],
+  run: async (ctx: CommandContext, _values, positionals) => {
+    const name = positionals[0]!;
+    const fn = await ctx.client.getFunction(ctx.namespace, name);
+    const [revisions, entries] = await Promise.all([
+      ctx.client.listRevisions(ctx.namespace, { function: name }),
+      ctx.client.listInvocations(ctx.namespace, name, { limit: RECENT }),
+    ]);
+    const summary = summarize(entries);
+    if (ctx.output === "json") ctx.stdout.write(json({ function: fn, revisions: sortRevisions(revisions), invocations: summary }));
+    else ctx.stdout.write(describeText(fn, revisions, summary, ctx.now()));
+    return 0;
+  },
+};
