@@ -22,6 +22,7 @@ lint: setup
 	$(NODE) node_modules/eslint/bin/eslint.js --max-warnings=0 .
 
 test: setup
+	@./scripts/test-services.sh
 	$(NODE) $(NODE_FLAGS) node_modules/vitest/vitest.mjs run
 
 bench: setup

@@ -31,24 +31,32 @@ export interface InstanceSetup {
 interface Pending {
   readonly seq: number;
   readonly req: InvokeRequest;
-  resolve: ((r: InvokeResult) => void) | undefined;
-  result: InvokeResult | undefined;
+  resolve: (r: InvokeResult) => void;
   timer: NodeJS.Timeout | undefined;
 }
 
 /** The dispatcher functions the prelude returns from __kumoBoot. */
 interface Dispatcher {
-  invoke: FnRef;
+  invokeBatch: FnRef;
+  takeOutbox: FnRef;
   settleFetch: FnRef;
   fireTimer: FnRef;
-  drainLogs: FnRef;
+  salvage: FnRef;
   install: FnRef;
+}
+
+/** What the isolate still holds when the host stops it. */
+interface Salvage {
+  running: number;
+  logs: Record<string, LogLine[]>;
+  outbox: unknown[];
 }
 
 type Death = "timeout" | "memory" | "gone";
 
 const CODE_CACHE_ENTRIES = 64;
 const SALVAGE_MS = 50;
+const OUTBOX = { result: { copy: true as const } };
 const REDIRECTS = new Set<string>(["follow", "error", "manual"]);
 
 // Timers and isolated-vm timeouts take 1..2^31-1 ms (0 would mean "no timeout").
@@ -88,6 +96,10 @@ export class IsolateInstance implements Instance {
   #dead = false;
   #seq = 0;
   readonly #pending = new Map<number, Pending>();
+  // Invocations waiting for the next batch crossing (flat: seq, requestId, deadline, kind, input).
+  #batch: unknown[] = [];
+  #batched: Pending[] = [];
+  #flushScheduled = false;
   readonly #timers = new Map<number, NodeJS.Timeout>();
   readonly #fetches = new AbortController();
   // Reused for every crossing; only `timeout` changes.
@@ -116,7 +128,14 @@ export class IsolateInstance implements Instance {
     const meta = JSON.stringify({ namespace: spec.namespace, function: spec.function, revision: spec.revision, env: spec.env });
     const api = boot.applySync(undefined, [...this.#bridges(), meta], { result: { reference: true } }) as ivm.Reference<Record<string, unknown>>;
     const fn = (name: string): FnRef => api.getSync(name, { reference: true }) as FnRef;
-    this.#dispatcher = { invoke: fn("invoke"), settleFetch: fn("settleFetch"), fireTimer: fn("fireTimer"), drainLogs: fn("drainLogs"), install: fn("install") };
+    this.#dispatcher = {
+      invokeBatch: fn("invokeBatch"),
+      takeOutbox: fn("takeOutbox"),
+      settleFetch: fn("settleFetch"),
+      fireTimer: fn("fireTimer"),
+      salvage: fn("salvage"),
+      install: fn("install"),
+    };
     boot.release();
     api.release();
 
@@ -169,19 +188,88 @@ export class IsolateInstance implements Instance {
   }
 
   invoke(req: InvokeRequest): Promise<InvokeResult> {
-    const dispatcher = this.#dispatcher;
-    if (this.#dead || dispatcher === undefined) return Promise.resolve(replacedResult());
+    if (this.#dead || this.#dispatcher === undefined) return Promise.resolve(replacedResult());
     const seq = ++this.#seq;
-    const p: Pending = { seq, req, resolve: undefined, result: undefined, timer: undefined };
-    this.#pending.set(seq, p);
-    this.#enter(dispatcher.invoke, [seq, req.requestId, req.deadline, req.kind, req.input], seq);
-    if (p.result !== undefined) return Promise.resolve(p.result);
     return new Promise<InvokeResult>((resolve) => {
-      p.resolve = resolve;
-      if (this.#pending.get(seq) === p) {
-        p.timer = setTimeout(() => this.#die("timeout", seq), clampMs(req.deadline - Date.now()));
+      const p: Pending = { seq, req, resolve, timer: undefined };
+      this.#pending.set(seq, p);
+      this.#batch.push(seq, req.requestId, req.deadline, req.kind, req.input);
+      this.#batched.push(p);
+      if (!this.#flushScheduled) {
+        this.#flushScheduled = true;
+        // Requests that arrive in the same event-loop turn share one isolate crossing.
+        setImmediate(this.#flush);
       }
     });
+  }
+
+  /** Sends the waiting invocations into the isolate in one crossing and collects what finished. */
+  readonly #flush = (): void => {
+    this.#flushScheduled = false;
+    const batch = this.#batch;
+    const batched = this.#batched;
+    this.#batch = [];
+    this.#batched = [];
+    const dispatcher = this.#dispatcher;
+    if (this.#dead || dispatcher === undefined) return;
+    let earliest = Infinity;
+    for (const p of batched) if (p.req.deadline < earliest) earliest = p.req.deadline;
+    const crossing = this.#crossing;
+    crossing.timeout = clampMs(earliest - Date.now());
+    const seqs = batched.map((p) => p.seq);
+    if (this.#inline) {
+      const started = performance.now();
+      let outbox: unknown[];
+      try {
+        dispatcher.invokeBatch.applySync(undefined, [batch], crossing);
+        outbox = dispatcher.takeOutbox.applySync(undefined, [], OUTBOX) as unknown[];
+      } catch (err) {
+        this.#crossingFailed(err, seqs);
+        return;
+      }
+      this.#checkInlineBudget(started);
+      this.#deliver(outbox);
+    } else {
+      dispatcher.invokeBatch.apply(undefined, [batch], crossing).catch((err: unknown) => this.#crossingFailed(err, seqs));
+      // Queued right behind the batch, so it runs once the batch and its microtasks are done.
+      dispatcher.takeOutbox.apply(undefined, [], OUTBOX).then(
+        (outbox) => this.#deliver(outbox as unknown[]),
+        () => undefined, // the batch's own rejection reports the failure
+      );
+    }
+    const now = Date.now();
+    for (const p of batched) {
+      if (this.#pending.get(p.seq) === p && p.timer === undefined) {
+        p.timer = setTimeout(() => this.#die("timeout", [p.seq]), clampMs(p.req.deadline - now));
+      }
+    }
+  };
+
+  /** Resolves the invocations in an outbox: flat [seq, status, headers, body, logs, ...]. */
+  #deliver(outbox: unknown[]): void {
+    for (let i = 0; i + 4 < outbox.length; i += 5) {
+      const seq = outbox[i] as number;
+      const status = outbox[i + 1] as number;
+      if (status === 0) this.#fail(seq, outbox[i + 2]);
+      else this.#succeed(seq, status, outbox[i + 2] as Record<string, string> | null, outbox[i + 3] as string, outbox[i + 4] as LogLine[] | null);
+    }
+  }
+
+  #succeed(seq: number, status: number, headers: Record<string, string> | null, body: string, logs: LogLine[] | null): void {
+    this.#complete(seq, { outcome: "success", status, headers: headers ?? { "content-type": "application/json" }, body, logs: logs ?? [] });
+  }
+
+  #fail(seq: number, value: unknown): void {
+    this.#complete(seq, checkedResult(value) ?? internalResult("the isolate returned a malformed result (did the function overwrite built-ins?)"));
+  }
+
+  #checkInlineBudget(started: number): void {
+    if (performance.now() - started > this.#setup.inlineBudgetMs && this.#setup.dispatch !== "inline") {
+      // A slow synchronous handler blocks every other request on this thread: run this
+      // revision on isolated-vm's threads from now on.
+      this.#inline = false;
+      this.#setup.onDemote();
+    }
   }
 
   async dispose(): Promise<void> {
@@ -228,16 +316,17 @@ export class IsolateInstance implements Instance {
         return urlParts(u);
       }),
       new ivm.Callback((seq: number, status: number, headers: Record<string, string> | null, body: string, logs: LogLine[] | null) => {
-        this.#complete(seq, { outcome: "success", status, headers: headers ?? { "content-type": "application/json" }, body, logs: logs ?? [] });
+        this.#succeed(seq, status, headers, body, logs);
       }),
       new ivm.Callback((seq: number, value: unknown) => {
-        this.#complete(seq, checkedResult(value) ?? internalResult("the isolate returned a malformed result (did the function overwrite built-ins?)"));
+        this.#fail(seq, value);
       }),
     ];
   }
 
-  /** Runs `fn(...args)` in the isolate for invocation `owner`, bounded by its deadline. */
+  /** Continues invocation `owner` in the isolate (a timer fired, a fetch settled), bounded by its deadline. */
   #enter(fn: FnRef, args: unknown[], owner: number): void {
+    if (this.#dead) return;
     const crossing = this.#crossing;
     const deadline = this.#pending.get(owner)?.req.deadline;
     crossing.timeout = clampMs(deadline === undefined ? this.#spec.timeoutMs : deadline - Date.now());
@@ -246,33 +335,25 @@ export class IsolateInstance implements Instance {
       try {
         fn.applySync(undefined, args, crossing);
       } catch (err) {
-        this.#crossingFailed(err, owner);
+        this.#crossingFailed(err, [owner]);
         return;
       }
-      if (performance.now() - started > this.#setup.inlineBudgetMs && this.#setup.dispatch !== "inline") {
-        // A slow synchronous handler blocks every other request on this thread: run it on
-        // isolated-vm's threads from now on.
-        this.#inline = false;
-        this.#setup.onDemote();
-      }
+      this.#checkInlineBudget(started);
     } else {
-      fn.apply(undefined, args, crossing).catch((err: unknown) => this.#crossingFailed(err, owner));
+      fn.apply(undefined, args, crossing).catch((err: unknown) => this.#crossingFailed(err, [owner]));
     }
   }
 
-  #crossingFailed(err: unknown, owner: number): void {
+  /** A crossing on behalf of `owners` failed: the isolate died, or (rarely) the input could not be copied. */
+  #crossingFailed(err: unknown, owners: number[]): void {
     if (this.#dead) return;
     const message = messageOf(err);
     const death = this.#isolate.isDisposed ? (deathOf(message) ?? "gone") : deathOf(message);
     if (death !== undefined) {
-      this.#die(death, owner);
+      this.#die(death, owners);
       return;
     }
-    const p = this.#pending.get(owner);
-    if (p !== undefined) {
-      this.#pending.delete(owner);
-      this.#resolve(p, internalResult(message));
-    }
+    for (const seq of owners) this.#complete(seq, internalResult(message));
   }
 
   #complete(seq: number, result: InvokeResult): void {
@@ -284,8 +365,7 @@ export class IsolateInstance implements Instance {
 
   #resolve(p: Pending, result: InvokeResult): void {
     if (p.timer !== undefined) clearTimeout(p.timer);
-    if (p.resolve !== undefined) p.resolve(result);
-    else p.result = result;
+    p.resolve(result);
   }
 
   #takePending(): Pending[] {
@@ -294,45 +374,52 @@ export class IsolateInstance implements Instance {
     return all;
   }
 
-  /** Ends the instance after a timeout, memory exhaustion or loss of the isolate. */
-  #die(death: Death, owner: number): void {
+  /**
+   * Ends the instance after a timeout, memory exhaustion or loss of the isolate. `owners` are the
+   * invocations of the crossing that failed: a timeout goes to the one that was running (or whose
+   * deadline passed), a memory error to the owners; everyone else in flight gets "replaced".
+   */
+  #die(death: Death, owners: number[]): void {
     if (this.#dead) return;
     this.#dead = true;
-    const victims = this.#takePending();
-    for (const v of victims) if (v.timer !== undefined) clearTimeout(v.timer);
-    const settle = (logs: Record<string, LogLine[]>): void => {
+    for (const p of this.#pending.values()) if (p.timer !== undefined) clearTimeout(p.timer);
+    const settle = (salvage: Salvage): void => {
+      // Results that were finished but not yet collected are still good.
+      this.#deliver(salvage.outbox);
       const now = Date.now();
-      for (const v of victims) {
-        const own = logs[String(v.seq)] ?? [];
-        if (death === "timeout" && (v.seq === owner || v.req.deadline <= now)) this.#resolve(v, timeoutResult(this.#spec.timeoutMs, own));
-        else if (death === "memory" && v.seq === owner) this.#resolve(v, memoryResult(this.#spec.memoryMb, own));
+      for (const v of this.#takePending()) {
+        const logs = salvage.logs[String(v.seq)] ?? [];
+        const stopped = v.seq === salvage.running || v.req.deadline <= now || (salvage.running === 0 && owners.length === 1 && owners[0] === v.seq);
+        if (death === "timeout" && stopped) this.#resolve(v, timeoutResult(this.#spec.timeoutMs, logs));
+        else if (death === "memory" && owners.includes(v.seq)) this.#resolve(v, memoryResult(this.#spec.memoryMb, logs));
         else this.#resolve(v, replacedResult());
       }
       this.#release();
     };
-    if (death !== "timeout" || victims.length === 0) {
-      settle({});
+    const nothing: Salvage = { running: 0, logs: {}, outbox: [] };
+    if (death !== "timeout" || this.#pending.size === 0) {
+      settle(nothing);
       return;
     }
-    void this.#salvageLogs(victims.map((v) => v.seq)).then(settle);
+    void this.#salvage([...this.#pending.keys()]).then((s) => settle(s ?? nothing));
   }
 
-  /** Reads the logs of stopped invocations before the isolate goes (best effort, bounded). */
-  async #salvageLogs(seqs: number[]): Promise<Record<string, LogLine[]>> {
-    const drain = this.#dispatcher?.drainLogs;
-    if (drain === undefined || this.#isolate.isDisposed) return {};
+  /** Reads what the isolate still holds for stopped invocations before it goes (best effort, bounded). */
+  async #salvage(seqs: number[]): Promise<Salvage | undefined> {
+    const salvage = this.#dispatcher?.salvage;
+    if (salvage === undefined || this.#isolate.isDisposed) return undefined;
     const options = { arguments: { copy: true as const }, result: { copy: true as const }, timeout: SALVAGE_MS };
     try {
-      if (this.#inline) return drain.applySync(undefined, [seqs], options) as Record<string, LogLine[]>;
+      if (this.#inline) return salvage.applySync(undefined, [seqs], options) as Salvage;
       let timer: NodeJS.Timeout | undefined;
-      const giveUp = new Promise<Record<string, LogLine[]>>((resolve) => {
-        timer = setTimeout(() => resolve({}), SALVAGE_MS * 4);
+      const giveUp = new Promise<undefined>((resolve) => {
+        timer = setTimeout(() => resolve(undefined), SALVAGE_MS * 4);
       });
-      const logs = await Promise.race([drain.apply(undefined, [seqs], options) as Promise<Record<string, LogLine[]>>, giveUp]);
+      const result = await Promise.race([salvage.apply(undefined, [seqs], options) as Promise<Salvage>, giveUp]);
       clearTimeout(timer);
-      return logs;
+      return result;
     } catch {
-      return {};
+      return undefined;
     }
   }
 

@@ -1,12 +1,13 @@
 // The JavaScript that runs inside every function isolate before the bundle: the web globals a bare
 // V8 lacks (console, fetch, Headers, URL, TextEncoder, crypto, timers, ...) and the dispatcher the
-// host calls once per invocation. It is baked into a V8 snapshot once per process; host bridges
+// host calls once per batch of invocations. It is baked into a V8 snapshot once per process; host bridges
 // are bound afterwards by `__kumoBoot`, because a snapshot cannot hold host functions.
 
 /**
  * Source of the isolate prelude. Plain JavaScript (no backticks or template holes: it lives in a
  * String.raw literal). It defines the globals and `globalThis.__kumoBoot(fetch, timer, clearTimer,
- * random, urlParse, urlSet, done, fail, metaJson)`, which binds the host bridges and returns the dispatcher `{ invoke, settleFetch, fireTimer, drainLogs, install }`.
+ * random, urlParse, urlSet, done, fail, metaJson)`, which binds the host bridges and returns the
+ * dispatcher `{ invokeBatch, takeOutbox, settleFetch, fireTimer, salvage, install }`.
  */
 export const preludeSource: string = String.raw`
 (function () {
@@ -459,6 +460,7 @@ define("Headers", Headers);
 // URLSearchParams (JS) and URL (bridged to the host's WHATWG parser)
 
 function formDecode(s) {
+  if (s.indexOf("%") < 0 && s.indexOf("+") < 0) return s;
   const t = s.replace(/\+/g, " ");
   try { return decodeURIComponent(t); } catch (e) {
     return t.replace(/%([0-9A-Fa-f]{2})/g, function (m, h) { return String.fromCharCode(parseInt(h, 16)); });
@@ -750,6 +752,20 @@ function responseFor(inv, v) {
   }
 }
 
+// While the host collects the results of a batch (between invokeBatch and takeOutbox, i.e. the
+// synchronous run and its microtasks), finished results wait here instead of crossing one by one.
+let outbox = null;
+
+function deliver(seq, status, headers, body, logs) {
+  if (outbox !== null) outbox.push(seq, status, headers, body, logs);
+  else host.done(seq, status, headers, body, logs);
+}
+
+function deliverFailure(seq, result) {
+  if (outbox !== null) outbox.push(seq, 0, result, null, null);
+  else host.fail(seq, result);
+}
+
 function settle(inv) {
   pending.delete(inv.seq);
   inv.done = true;
@@ -760,7 +776,7 @@ function settle(inv) {
 function finish(inv, result) {
   if (inv.done) return;
   settle(inv);
-  host.fail(inv.seq, result);
+  deliverFailure(inv.seq, result);
 }
 
 // The common path crosses with primitives only: headers null means JSON, logs null means none.
@@ -783,7 +799,7 @@ function finishValue(inv, v) {
     return;
   }
   settle(inv);
-  host.done(inv.seq, status, headers, body, inv.logs.length === 0 && inv.dropped === 0 ? null : takeLogs(inv));
+  deliver(inv.seq, status, headers, body, inv.logs.length === 0 && inv.dropped === 0 ? null : takeLogs(inv));
 }
 
 function finishError(inv, err) {
@@ -815,14 +831,29 @@ function invoke(seq, requestId, deadline, kind, input) {
   }
 }
 
-// Logs of invocations still in flight, for the host to report when it stops them.
-function drainLogs(seqs) {
-  const out = {};
+// Runs a batch of invocations, flat: [seq, requestId, deadline, kind, input, seq, ...]. Results
+// that settle before the host calls takeOutbox are returned by it, not by host.done.
+function invokeBatch(batch) {
+  outbox = [];
+  for (let i = 0; i < batch.length; i += 5) invoke(batch[i], batch[i + 1], batch[i + 2], batch[i + 3], batch[i + 4]);
+}
+
+// Flat [seq, status, headers, body, logs, ...]; status 0 means headers holds a failure result.
+function takeOutbox() {
+  const o = outbox;
+  outbox = null;
+  return o === null ? [] : o;
+}
+
+// When the host stops the isolate: the invocation that was running, the logs of those in
+// flight, and results that finished but were not collected yet.
+function salvage(seqs) {
+  const logs = {};
   for (const seq of seqs) {
     const inv = pending.get(seq);
-    if (inv !== undefined) out[seq] = takeLogs(inv);
+    if (inv !== undefined) logs[seq] = takeLogs(inv);
   }
-  return out;
+  return { running: current === null || current.done ? 0 : current.seq, logs: logs, outbox: takeOutbox() };
 }
 
 function typeName(v) {
@@ -851,7 +882,7 @@ G.__kumoBoot = function __kumoBoot(fetch, timer, clearTimer, random, urlParse, u
   const m = parseJson(metaJson);
   meta = { namespace: m.namespace, function: m.function, revision: m.revision, env: Object.freeze(m.env) };
   delete G.__kumoBoot;
-  return { invoke: invoke, settleFetch: settleFetch, fireTimer: fireTimer, drainLogs: drainLogs, install: install };
+  return { invokeBatch: invokeBatch, takeOutbox: takeOutbox, settleFetch: settleFetch, fireTimer: fireTimer, salvage: salvage, install: install };
 };
 })();
 `;

@@ -1,14 +1,16 @@
 // Entrypoint of a function instance's process (a worker of `kumo server`, or the pod image): reads
 // KUMO_POD_*, loads the bundle, serves it and prints one ready line on stdout. Wiring only.
 
-import { fdLogSink, loadPodConfig, startPodServer, REPLACED_EXIT_CODE } from "./index.ts";
+import { fdLogSink, loadPodConfig, startPodServer, REPLACED_EXIT_CODE, type PodServer } from "./index.ts";
 
-function fail(err: unknown): never {
-  process.stdout.write(JSON.stringify({ ready: false, error: err instanceof Error ? err.message : String(err) }) + "\n");
-  process.exit(1);
-}
+let server: PodServer | undefined;
 
-let server: Awaited<ReturnType<typeof startPodServer>>;
+// Registered before the ready line: whoever reads that line may stop us at once.
+process.once("SIGTERM", () => {
+  if (server === undefined) process.exit(0);
+  void server.close().then(() => process.exit(0));
+});
+
 try {
   const config = loadPodConfig(process.env);
   server = await startPodServer({
@@ -18,10 +20,7 @@ try {
     onReplaced: () => process.exit(REPLACED_EXIT_CODE),
   });
 } catch (err) {
-  fail(err);
+  process.stdout.write(JSON.stringify({ ready: false, error: err instanceof Error ? err.message : String(err) }) + "\n");
+  process.exit(1);
 }
 process.stdout.write(server.readyLine + "\n");
-
-process.once("SIGTERM", () => {
-  void server.close().then(() => process.exit(0));
-});

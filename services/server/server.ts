@@ -63,6 +63,7 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
   });
 
   let baseUrl = "";
+  const shutdown = new AbortController();
   const functionUrl = (ns: string, fn: string): string => `${baseUrl}/${ns}/${fn}`;
   const api = createApiApp({
     store,
@@ -71,6 +72,7 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
     metrics: registry,
     ...(config.apiToken !== undefined ? { token: config.apiToken } : {}),
     maxSourceBytes: config.maxSourceBytes,
+    signal: shutdown.signal,
     gatewayUrl: functionUrl,
     ready: () => ({
       ready: state === "ready",
@@ -111,6 +113,7 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
     close() {
       closing ??= (async () => {
         state = "stopping";
+        shutdown.abort(); // ends `kumo logs --follow` streams
         const closed = new Promise<void>((r) => server.close(() => r()));
         server.closeIdleConnections();
         await controller.stop();
