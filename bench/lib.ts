@@ -62,7 +62,7 @@ export function startRaw(): Promise<Child> {
 export async function deploy(server: string, name: string, dir: string, spec: Record<string, unknown> = {}): Promise<void> {
   const base = `${server}/apis/kumo.dev/v1/namespaces/default`;
   const packed = await packSource(dir);
-  const up = await fetch(`${base}/sources`, { method: "POST", headers: { "content-type": "application/octet-stream" }, body: packed.bytes });
+  const up = await fetch(`${base}/sources`, { method: "POST", headers: { "content-type": "application/octet-stream" }, body: Buffer.from(packed.bytes) });
   if (!up.ok) throw new Error(`upload failed: ${await up.text()}`);
   const { digest } = (await up.json()) as { digest: string };
   const body = JSON.stringify({ metadata: { name }, spec: { source: { digest }, ...spec } });

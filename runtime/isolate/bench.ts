@@ -75,7 +75,7 @@ interface HttpRun {
   cpuUs: number;
 }
 
-async function httpRun(instance: Instance | null, secs: number): Promise<HttpRun> {
+async function httpRun(instance: Instance | null, secs: number, connections = 32): Promise<HttpRun> {
   let served = 0;
   const server = createServer((req, res) => {
     served++;
@@ -95,7 +95,7 @@ async function httpRun(instance: Instance | null, secs: number): Promise<HttpRun
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as AddressInfo).port;
   const cpu = process.cpuUsage();
-  const child = spawn(process.execPath, ["-e", LOAD, String(port), "32", String(secs)], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, ["-e", LOAD, String(port), String(connections), String(secs)], { stdio: ["ignore", "pipe", "inherit"] });
   let stdout = "";
   child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
   await new Promise<void>((resolve) => child.once("close", () => resolve()));
@@ -115,15 +115,18 @@ for (const dispatch of only === "http" ? [] : (["auto", "thread"] as const)) {
   console.log(`invoke, ${dispatch} dispatch, 1 in flight:`, await invokesPerSecond({ dispatch }, 1, 2000));
   console.log(`invoke, ${dispatch} dispatch, 32 in flight:`, await invokesPerSecond({ dispatch }, 32, 2000));
 }
-const raw = await httpRun(null, secs);
-console.log(`node:http raw hello: ${Math.round(raw.rps)} req/s, p50 ${raw.p50.toFixed(3)} ms, ${raw.cpuUs.toFixed(1)} µs CPU/req`);
-for (const dispatch of ["auto", "thread"] as const) {
-  const backend = createIsolateBackend({ dispatch });
-  const instance = await backend.start(spec("r1"));
-  const viaIsolate = await httpRun(instance, secs);
-  await backend.close();
-  console.log(
-    `node:http + isolate (${dispatch}): ${Math.round(viaIsolate.rps)} req/s (${(viaIsolate.rps / raw.rps).toFixed(2)}x raw), p50 ${viaIsolate.p50.toFixed(3)} ms (+${(viaIsolate.p50 - raw.p50).toFixed(3)} ms), ` +
-      `${viaIsolate.cpuUs.toFixed(1)} µs CPU/req (${(raw.cpuUs / viaIsolate.cpuUs).toFixed(2)}x raw when CPU-bound)`,
-  );
+for (const connections of [32, 1]) {
+  const raw = await httpRun(null, secs, connections);
+  console.log(`${connections} connection(s): node:http raw hello: ${Math.round(raw.rps)} req/s, p50 ${raw.p50.toFixed(3)} ms, ${raw.cpuUs.toFixed(1)} µs CPU/req`);
+  for (const dispatch of ["auto", "thread"] as const) {
+    const backend = createIsolateBackend({ dispatch });
+    const instance = await backend.start(spec("r1"));
+    const viaIsolate = await httpRun(instance, secs, connections);
+    await backend.close();
+    console.log(
+      `${connections} connection(s): node:http + isolate (${dispatch}): ${Math.round(viaIsolate.rps)} req/s (${(viaIsolate.rps / raw.rps).toFixed(2)}x raw), ` +
+        `p50 ${viaIsolate.p50.toFixed(3)} ms (+${(viaIsolate.p50 - raw.p50).toFixed(3)} ms), ` +
+        `${viaIsolate.cpuUs.toFixed(1)} µs CPU/req (${(raw.cpuUs / viaIsolate.cpuUs).toFixed(2)}x raw when CPU-bound)`,
+    );
+  }
 }

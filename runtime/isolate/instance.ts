@@ -227,7 +227,7 @@ export class IsolateInstance implements Instance {
         this.#crossingFailed(err, seqs);
         return;
       }
-      this.#checkInlineBudget(started);
+      this.#checkInlineBudget(started, batched.length);
       this.#deliver(outbox);
     } else {
       dispatcher.invokeBatch.apply(undefined, [batch], crossing).catch((err: unknown) => this.#crossingFailed(err, seqs));
@@ -263,8 +263,8 @@ export class IsolateInstance implements Instance {
     this.#complete(seq, checkedResult(value) ?? internalResult("the isolate returned a malformed result (did the function overwrite built-ins?)"));
   }
 
-  #checkInlineBudget(started: number): void {
-    if (performance.now() - started > this.#setup.inlineBudgetMs && this.#setup.dispatch !== "inline") {
+  #checkInlineBudget(started: number, invocations: number): void {
+    if ((performance.now() - started) / invocations > this.#setup.inlineBudgetMs && this.#setup.dispatch !== "inline") {
       // A slow synchronous handler blocks every other request on this thread: run this
       // revision on isolated-vm's threads from now on.
       this.#inline = false;
@@ -338,7 +338,7 @@ export class IsolateInstance implements Instance {
         this.#crossingFailed(err, [owner]);
         return;
       }
-      this.#checkInlineBudget(started);
+      this.#checkInlineBudget(started, 1);
     } else {
       fn.apply(undefined, args, crossing).catch((err: unknown) => this.#crossingFailed(err, [owner]));
     }

@@ -266,6 +266,18 @@ for (const dispatch of ["auto", "thread"] as const) {
         const after = await instance.invoke(httpRequest());
         expect(after.status).toBe(503);
       });
+
+      it("still answers requests that finished in the same crossing as one that timed out", async () => {
+        const instance = await backend().start(loadSpec("export default (req) => { if (req.query.loop) for (;;) {} return req.query.n }", { timeoutMs: 300 }));
+        // Invoked in the same event-loop turn, so they enter the isolate together.
+        const [first, looping] = await Promise.all([
+          instance.invoke(httpRequest({ rawQuery: "n=1" }, { deadline: Date.now() + 5_000 })),
+          instance.invoke(httpRequest({ rawQuery: "loop=1" }, { deadline: Date.now() + 300 })),
+        ]);
+        expect(first.status).toBe(200);
+        expect(first.body).toBe('"1"');
+        expect(looping.status).toBe(504);
+      });
     });
   });
 }

@@ -1,6 +1,7 @@
 // Entrypoint of a function instance's process (a worker of `kumo server`, or the pod image): reads
 // KUMO_POD_*, loads the bundle, serves it and prints one ready line on stdout. Wiring only.
 
+import { flushCompileCache, getCompileCacheDir } from "node:module";
 import { fdLogSink, loadPodConfig, startPodServer, REPLACED_EXIT_CODE, type PodServer } from "./index.ts";
 
 let server: PodServer | undefined;
@@ -24,3 +25,6 @@ try {
   process.exit(1);
 }
 process.stdout.write(server.readyLine + "\n");
+// Node writes its compile cache (NODE_COMPILE_CACHE: this runtime's stripped TypeScript) only at
+// a clean exit, and workers usually end by SIGKILL: write it now so the next start skips the work.
+if (getCompileCacheDir() !== undefined) flushCompileCache();

@@ -5,7 +5,7 @@
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdtemp, rm, unlink, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, stat, unlink, writeFile } from "node:fs/promises";
 import { Agent, request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -32,7 +32,7 @@ export interface ProcessBackendOptions {
   socketDir?: string;
   /** How long a child may take to start Node and listen, on top of the revision's timeoutMs for its top-level code. Default 10 s. */
   startTimeoutMs?: number;
-  /** Node's compile cache for the children (it skips re-stripping runtime/pod's TypeScript); false turns it off. Default: <tmpdir>/kumo-node-compile-cache. */
+  /** Node's compile cache for the children (it skips re-stripping runtime/pod's TypeScript); false turns it off. Default: <tmpdir>/kumo-node-compile-cache-<uid>. */
   compileCacheDir?: string | false;
 }
 
@@ -46,6 +46,7 @@ const STDERR_TAIL_CHARS = 16_384;
 const SHOWN_STDERR_CHARS = 2000;
 // Variables of the server's own environment a function may see; nothing else leaks (tokens, KUMO_*).
 const INHERITED_ENV = ["PATH", "HOME", "TZ", "LANG"] as const;
+const MAX_SOCKET_PATH = 107;
 const HEAP_EXHAUSTED = /JavaScript heap out of memory|Reached heap limit/;
 
 interface Pending {
@@ -60,6 +61,18 @@ type Death = "killed" | "memory" | "replaced" | "exited";
 
 function tail(s: string, n: number): string {
   return s.length <= n ? s : "…" + s.slice(s.length - n);
+}
+
+/** The compile cache directory, if it is ours alone: code cache another user could write must not be loaded. */
+async function privateDir(path: string): Promise<string | undefined> {
+  try {
+    await mkdir(path, { recursive: true, mode: 0o700 });
+    const st = await stat(path);
+    if (!st.isDirectory() || (process.getuid !== undefined && st.uid !== process.getuid()) || (st.mode & 0o022) !== 0) return undefined;
+    return path;
+  } catch {
+    return undefined;
+  }
 }
 
 /** One child process serving one revision. */
@@ -317,11 +330,14 @@ class ProcessInstance implements Instance {
   }
 }
 
-  /** Creates the backend that runs each instance as a child process of this one. */
+/** Creates the backend that runs each instance as a child process of this one. */
 export function createProcessBackend(options: ProcessBackendOptions = {}): InstanceBackend {
   const nodePath = options.nodePath ?? process.execPath;
   const startTimeoutMs = options.startTimeoutMs ?? 10_000;
-  const compileCache = options.compileCacheDir === false ? undefined : (options.compileCacheDir ?? join(tmpdir(), "kumo-node-compile-cache"));
+  const compileCache =
+    options.compileCacheDir === false
+      ? Promise.resolve(undefined)
+      : privateDir(options.compileCacheDir ?? join(tmpdir(), `kumo-node-compile-cache-${process.getuid?.() ?? "user"}`));
   const instances = new Set<ProcessInstance>();
   let workDir: Promise<string> | undefined;
   let closed = false;
@@ -334,12 +350,17 @@ export function createProcessBackend(options: ProcessBackendOptions = {}): Insta
   async function start(spec: LoadSpec): Promise<Instance> {
     if (closed) throw new KumoError("KUMO_E_UNAVAILABLE", "the process backend is closed: the server is shutting down");
     const base = await dir();
-    const id = `${spec.revision}-${randomUUID().slice(0, 8)}`;
-    const socketPath = join(base, `${id}.sock`);
+    const key = randomUUID().slice(0, 8);
+    const id = `${spec.revision}-${key}`;
+    // Unix socket paths are limited to 107 bytes, so files are named by the key, not the revision.
+    const socketPath = join(base, `${key}.sock`);
+    if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH) {
+      throw new KumoError("KUMO_E_INTERNAL", `internal error: the socket path ${socketPath} is longer than ${MAX_SOCKET_PATH} bytes: set a shorter socketDir for the process backend`);
+    }
     let codePath = spec.codePath;
     let wroteCode = false;
     if (codePath === undefined) {
-      codePath = join(base, `${id}.mjs`);
+      codePath = join(base, `${key}.mjs`);
       await writeFile(codePath, spec.code);
       wroteCode = true;
     }
@@ -349,7 +370,8 @@ export function createProcessBackend(options: ProcessBackendOptions = {}): Insta
       if (v !== undefined) env[k] = v;
     }
     Object.assign(env, spec.env);
-    if (compileCache !== undefined) env.NODE_COMPILE_CACHE = compileCache;
+    const cacheDir = await compileCache;
+    if (cacheDir !== undefined) env.NODE_COMPILE_CACHE = cacheDir;
     Object.assign(env, {
       KUMO_POD_CODE_PATH: codePath,
       KUMO_POD_NAMESPACE: spec.namespace,

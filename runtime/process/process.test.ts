@@ -170,10 +170,13 @@ describe("process backend", () => {
     await expect(own.start(spec("export default () => 3"))).rejects.toMatchObject({ code: "KUMO_E_UNAVAILABLE" });
   });
 
-  it("leaves no bundle or socket files behind", async () => {
-    const instance = await backend.start(spec("export default () => 1", { revision: "fn-tidy" }));
-    expect((await readdir(socketDir)).filter((f) => f.startsWith("fn-tidy"))).toEqual([expect.stringMatching(/\.sock$/) as string]);
+  it("leaves no bundle or socket files behind, even for a long revision name", async () => {
+    const before = await readdir(socketDir);
+    const instance = await backend.start(spec("export default () => 1", { function: "f".repeat(63), revision: `${"f".repeat(63)}-00001` }));
+    expect((await call(instance)).status).toBe(200);
+    const during = (await readdir(socketDir)).filter((f) => !before.includes(f));
+    expect(during).toEqual([expect.stringMatching(/\.sock$/) as string]);
     await instance.dispose();
-    expect((await readdir(socketDir)).filter((f) => f.startsWith("fn-tidy"))).toEqual([]);
+    expect(await readdir(socketDir)).toEqual(before);
   });
 });

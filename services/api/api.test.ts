@@ -163,7 +163,7 @@ describe("api: functions, revisions, triggers, sources", () => {
       apiVersion: "kumo.dev/v1",
       kind: "Revision",
       metadata: { name: "hello-00001", namespace: "default", ownerName: "hello" },
-      spec: { functionName: "hello", generation: 1, artifact: digest, runtime: "isolate", env: {}, limits: { timeoutMs: 1000, memoryMb: 64 }, concurrency: 1, scale: { min: 0, max: 1, target: 1, scaleToZeroGraceSeconds: 30 } },
+      spec: { functionName: "hello", generation: 1, artifact: digest, sourceDigest: digest, runtime: "isolate", env: {}, limits: { timeoutMs: 1000, memoryMb: 64 }, concurrency: 1, scale: { min: 0, max: 1, target: 1, scaleToZeroGraceSeconds: 30 } },
       status: {},
     });
     const listed = await call(api, "GET", "/apis/kumo.dev/v1/namespaces/default/revisions?function=hello");

@@ -6,6 +6,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import express from "express";
 import type { NextFunction, Request, RequestHandler, Response } from "express";
 import { KumoError, toKumoError } from "../model/index.ts";
+import type { DeadLetter } from "../model/index.ts";
 import type { BlobStore, InvocationLog, Store } from "../store/index.ts";
 import { API_ROOT } from "./paths.ts";
 import { resourceRouter } from "./resources.ts";
@@ -21,6 +22,35 @@ export interface ReadyCheck {
 export interface ReadyReport {
   ready: boolean;
   checks: Record<string, ReadyCheck>;
+}
+
+/** A dead letter with the id `kumo events replay` takes. */
+export interface DeadLetterItem {
+  id: string;
+  letter: DeadLetter;
+}
+
+/** The dead-letter topic as the api reads and replays it (the dispatcher provides it). */
+export interface DeadLetterAccess {
+  /** Dead letters of the namespace's triggers, oldest first: the newest `limit`, optionally of one trigger. */
+  list(namespace: string, options: { limit?: number; trigger?: string }): Promise<DeadLetterItem[]>;
+  /** Republishes the letters with these ids, or every letter (of one trigger); says how many. */
+  replay(namespace: string, ids: string[] | { trigger?: string }): Promise<{ replayed: number }>;
+}
+
+/** How one revision of a function is being served right now. */
+export interface RevisionServing {
+  revision: string;
+  /** Instances able to take requests. */
+  instances: number;
+  /** Instances still starting. */
+  starting: number;
+  /** Requests being handled. */
+  inflight: number;
+  /** Requests waiting for a free instance. */
+  queued: number;
+  /** Instances the autoscaler wants. */
+  desired: number;
 }
 
 /** What the api needs from the rest of the server. */
@@ -41,6 +71,10 @@ export interface ApiDeps {
   maxSourceBytes?: number;
   /** Aborted when the server shuts down: ends open follow streams. */
   signal?: AbortSignal;
+  /** Dead letters; when absent the dead-letter routes answer 503 (eventing is not enabled). */
+  deadLetters?: DeadLetterAccess;
+  /** Instances per revision of a function; when absent `…/serving` answers an empty list. */
+  serving?: (namespace: string, fn: string) => RevisionServing[];
   /** Where unexpected (500) errors are reported (default console.error). */
   logError?: (message: string, err: unknown) => void;
 }

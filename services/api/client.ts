@@ -3,8 +3,8 @@
 // what to check.
 
 import { isErrorBody } from "../model/index.ts";
-import type { ErrorCode, ErrorDetail, FunctionSpec, KumoFunction, Limits, Revision, ScaleSpec, SourceRef, Trigger, TriggerSpec } from "../model/index.ts";
-import type { ReadyReport } from "./app.ts";
+import type { ErrorCode, ErrorDetail, FunctionSpec, KumoCloudEvent, KumoFunction, Limits, Revision, ScaleSpec, SourceRef, Trigger, TriggerSpec } from "../model/index.ts";
+import type { DeadLetterItem, ReadyReport, RevisionServing } from "./app.ts";
 import type { InvocationEntry } from "../store/index.ts";
 import { API_ROOT, collectionPath, itemPath } from "./paths.ts";
 
@@ -45,6 +45,12 @@ export interface TriggerManifest {
   kind?: "Trigger";
   metadata: { name: string; namespace?: string; labels?: Record<string, string>; resourceVersion?: string };
   spec: Omit<TriggerSpec, "delivery"> & { delivery?: Partial<TriggerSpec["delivery"]> };
+}
+
+/** The answer to a published event: how many the server appended, and their ids. */
+export interface PublishedEvents {
+  accepted: number;
+  ids: string[];
 }
 
 /** An HTTP request to a function through the gateway. */
@@ -133,8 +139,8 @@ export class KumoClient {
     }
   }
 
-  private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const init = body === undefined ? {} : { body: JSON.stringify(body), contentType: "application/json" };
+  private async json<T>(method: string, path: string, body?: unknown, contentType = "application/json"): Promise<T> {
+    const init = body === undefined ? {} : { body: JSON.stringify(body), contentType };
     const res = await this.send(method, path, init);
     if (!res.ok) throw await errorFrom(res);
     return (await res.json()) as T;
@@ -274,6 +280,35 @@ export class KumoClient {
     } finally {
       stop.abort();
     }
+  }
+
+  /** How each revision of a function is being served: instances, in-flight and queued requests. */
+  async getServing(namespace: string, fn: string): Promise<RevisionServing[]> {
+    return (await this.json<{ items: RevisionServing[] }>("GET", `${itemPath(namespace, "functions", fn)}/serving`)).items;
+  }
+
+  /** Dead letters of the namespace's triggers, oldest first (the newest `limit`, default 100). */
+  async listDeadLetters(namespace: string, options: { limit?: number; trigger?: string } = {}): Promise<DeadLetterItem[]> {
+    const path = `${collectionPath(namespace, "deadletters")}${query({ limit: options.limit, trigger: options.trigger })}`;
+    return (await this.json<{ items: DeadLetterItem[] }>("GET", path)).items;
+  }
+
+  /** Replays one dead letter by its id. */
+  replayDeadLetter(namespace: string, id: string): Promise<{ replayed: number }> {
+    return this.json("POST", `${itemPath(namespace, "deadletters", id)}/replay`);
+  }
+
+  /** Replays every dead letter of the namespace, or of one trigger. */
+  replayDeadLetters(namespace: string, options: { trigger?: string } = {}): Promise<{ replayed: number }> {
+    return this.json("POST", `${collectionPath(namespace, "deadletters")}/replay`, options.trigger === undefined ? {} : { trigger: options.trigger });
+  }
+
+  /**
+   * Publishes a CloudEvent in structured mode to the server's HTTP event provider (`POST /events`),
+   * which answers once the event is durably on the bus.
+   */
+  publishEvent(event: KumoCloudEvent): Promise<PublishedEvents> {
+    return this.json("POST", "/events", event, "application/cloudevents+json; charset=utf-8");
   }
 
   /** The URL a function is served at through the gateway. */

@@ -87,6 +87,20 @@ export function jsonBody(limit: number): RequestHandler[] {
   return [requireContentType(["application/json"]), express.json({ limit, strict: false, type: "application/json" })];
 }
 
+/** Like jsonBody, but a request without a body passes through with req.body undefined. */
+export function optionalJsonBody(limit: number): RequestHandler[] {
+  const parse = jsonBody(limit);
+  return parse.map((handler): RequestHandler => (req, res, next) => {
+    const length = req.headers["content-length"];
+    const hasBody = req.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0");
+    if (!hasBody) {
+      next();
+      return;
+    }
+    void handler(req, res, next);
+  });
+}
+
 /** Media types a source archive may be sent as. */
 export const sourceMediaTypes: readonly string[] = ["application/octet-stream", "application/gzip", "application/x-gzip"];
 

@@ -6,7 +6,8 @@ import type { Request, RequestHandler, Response } from "express";
 import { API_VERSION, KumoError, validateFunctionInput, validateTriggerInput } from "../model/index.ts";
 import type { Kind, KumoFunction, MetadataInput, ResourceOf, Revision, Trigger } from "../model/index.ts";
 import type { ApiDeps } from "./app.ts";
-import { defaultMaxJsonBytes, defaultMaxSourceBytes, jsonBody, methodNotAllowed, notFound, pathParam, queryParam, rawBody } from "./http.ts";
+import { listDeadLettersHandler, replayAllDeadLettersHandler, replayDeadLetterHandler } from "./deadletters.ts";
+import { defaultMaxJsonBytes, defaultMaxSourceBytes, jsonBody, methodNotAllowed, notFound, optionalJsonBody, pathParam, queryParam, rawBody } from "./http.ts";
 import { invocationsHandler } from "./invocations.ts";
 import { assertNamespace, itemPath } from "./paths.ts";
 
@@ -48,11 +49,15 @@ export function resourceRouter(deps: ApiDeps): express.Router {
   route(`${NS}/functions`, { get: [r.listFunctions], post: [...json, r.createFunction] });
   route(`${NS}/functions/:name`, { get: [r.getFunction], put: [...json, r.replaceFunction], delete: [r.deleteFunction] });
   route(`${NS}/functions/:name/invocations`, { get: [invocationsHandler(deps)] });
+  route(`${NS}/functions/:name/serving`, { get: [r.getServing] });
   route(`${NS}/revisions`, { get: [r.listRevisions] });
   route(`${NS}/revisions/:name`, { get: [r.getRevision] });
   route(`${NS}/triggers`, { get: [r.listTriggers], post: [...json, r.createTrigger] });
   route(`${NS}/triggers/:name`, { get: [r.getTrigger], put: [...json, r.replaceTrigger], delete: [r.deleteTrigger] });
   route(`${NS}/sources`, { post: [...raw, r.uploadSource] });
+  route(`${NS}/deadletters`, { get: [listDeadLettersHandler(deps)] });
+  route(`${NS}/deadletters/replay`, { post: [...optionalJsonBody(deps.maxJsonBytes ?? defaultMaxJsonBytes), replayAllDeadLettersHandler(deps)] });
+  route(`${NS}/deadletters/:id/replay`, { post: [replayDeadLetterHandler(deps)] });
   return router;
 }
 
@@ -155,6 +160,13 @@ class ResourceRoutes {
       spec,
     };
     res.json(this.present(await this.deps.store.update("Function", next)));
+  };
+
+  readonly getServing = async (req: Request, res: Response): Promise<void> => {
+    const ns = namespaceOf(req);
+    const name = pathParam(req, "name");
+    await this.mustGet("Function", ns, name);
+    res.json({ apiVersion: API_VERSION, kind: "ServingList", items: this.deps.serving?.(ns, name) ?? [] });
   };
 
   readonly deleteFunction = async (req: Request, res: Response): Promise<void> => {

@@ -2,6 +2,8 @@
 // parseArgs, and the value parsers (durations, sizes, NAME=value pairs) that turn a bad value
 // into a usage error naming the flag and the fix.
 
+import { readFile } from "node:fs/promises";
+import path from "node:path";
 import { parseArgs } from "node:util";
 
 /** A mistake in how the command was typed; exit code 2 with a hint to --help. */
@@ -160,4 +162,24 @@ export function parsePairs(raws: readonly string[], flag: string, command = ""):
     out[k] = v;
   }
   return out;
+}
+
+/** A `--data` value: JSON when it parses, else text; `@path` reads a file relative to `cwd`. */
+export async function readDataFlag(raw: string, flag: string, command: string, cwd: string): Promise<{ data: unknown; contentType: string }> {
+  let text = raw;
+  if (raw.startsWith("@")) {
+    const file = path.resolve(cwd, raw.slice(1));
+    try {
+      text = await readFile(file, "utf8");
+    } catch (err) {
+      throw new UsageError(`--${flag} ${raw}: cannot read ${file}: ${(err as Error).message}`, command);
+    }
+  }
+  try {
+    return { data: JSON.parse(text) as unknown, contentType: "application/json" };
+  } catch (err) {
+    // Text that was meant to be JSON but is broken must not travel silently as a string.
+    if (/^\s*[[{"]/.test(text)) throw new UsageError(`--${flag} is not valid JSON: ${(err as Error).message}`, command);
+    return { data: text, contentType: "text/plain; charset=utf-8" };
+  }
 }

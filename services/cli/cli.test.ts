@@ -240,7 +240,7 @@ describe("output", () => {
       apiVersion: "kumo.dev/v1",
       kind: "Revision",
       metadata: { name: "broken-00001", namespace: "default", uid: "r", resourceVersion: "3", generation: 1, creationTimestamp: "2030-01-01T11:56:00.000Z" },
-      spec: { functionName: "broken", generation: 1, artifact: DIGEST, runtime: "isolate", env: {}, limits: f.spec.limits, concurrency: 100, scale: f.spec.scale },
+      spec: { functionName: "broken", generation: 1, artifact: DIGEST, sourceDigest: DIGEST, runtime: "isolate", env: {}, limits: f.spec.limits, concurrency: 100, scale: f.spec.scale },
       status: {},
     };
     const summary = summarize([

@@ -26,9 +26,30 @@ export interface CommandContext {
 export interface ArgSpec {
   name: string;
   required: boolean;
+  /** The last argument only: takes every remaining positional (`<rev=percent>...`). */
+  variadic?: boolean;
 }
 
-/** One `kumo <name>` command. */
+/** `kumo <name> <subcommand> …`: a family of commands under one word, such as `kumo trigger create`. */
+export interface CommandGroup {
+  name: string;
+  /** One line for `kumo --help` (which also lists each subcommand). */
+  summary: string;
+  /** A paragraph for `kumo <name> --help`. */
+  description: string;
+  /** Each one's `name` is the word after the group's (`create`). */
+  subcommands: readonly Command[];
+}
+
+/** A top-level entry of the command table. */
+export type CommandEntry = Command | CommandGroup;
+
+/** True when the entry is a group of subcommands. */
+export function isGroup(entry: CommandEntry): entry is CommandGroup {
+  return "subcommands" in entry;
+}
+
+/** One `kumo <name>` command (or, inside a group, `kumo <group> <name>`). */
 export interface Command {
   name: string;
   /** One line for `kumo --help`. */

@@ -67,6 +67,8 @@ export function makeRevision(fn: KumoFunction, artifact: string): Omit<Revision,
       functionName: fn.metadata.name,
       generation: fn.metadata.generation,
       artifact,
+      sourceDigest: s.source.digest,
+      ...(s.entry !== undefined ? { entry: s.entry } : {}),
       runtime: s.runtime,
       env: { ...s.env },
       limits: { ...s.limits },
@@ -75,6 +77,28 @@ export function makeRevision(fn: KumoFunction, artifact: string): Omit<Revision,
     },
     status: {},
   };
+}
+
+type Failed = { ok: false; stage: "source" | "build" | "load"; reason: string; message: string };
+type Built = { ok: true; code: string; artifact: string; note: string };
+
+/** True when a revision already serves exactly this spec (only traffic or labels changed since). */
+export function servesSpec(rev: Revision, spec: KumoFunction["spec"]): boolean {
+  const r = rev.spec;
+  return (
+    r.sourceDigest === spec.source.digest &&
+    r.entry === spec.entry &&
+    r.runtime === spec.runtime &&
+    r.concurrency === spec.concurrency &&
+    JSON.stringify(r.env) === JSON.stringify(spec.env) &&
+    JSON.stringify(r.limits) === JSON.stringify(spec.limits) &&
+    JSON.stringify(r.scale) === JSON.stringify(spec.scale)
+  );
+}
+
+/** True when a revision's artifact can be reused for this spec (same source, entry and runtime). */
+export function canReuseArtifact(rev: Revision, spec: KumoFunction["spec"]): boolean {
+  return rev.spec.sourceDigest === spec.source.digest && rev.spec.entry === spec.entry && rev.spec.runtime === spec.runtime;
 }
 
 /** Reconciles Functions: build, revision, status. */
@@ -142,12 +166,23 @@ export class Controller {
     if (fn === undefined || !needsReconcile(fn)) return;
     const generation = fn.metadata.generation;
     const started = this.deps.clock.now();
+    const url = this.deps.functionUrl(namespace, name);
+    const last = fn.status.latestReadyRevision === undefined ? undefined : await store.get("Revision", namespace, fn.status.latestReadyRevision);
+    if (last !== undefined && servesSpec(last, fn.spec)) {
+      // Only traffic (or labels) changed: no new revision; the gateway re-routes from the spec.
+      await this.writeStatus(fn, (s) => ({
+        ...s,
+        observedGeneration: generation,
+        url,
+        conditions: setCondition(s.conditions, this.cond("Ready", "True", "TrafficUpdated", `revision ${last.metadata.name} is ready; traffic updated`)),
+      }));
+      return;
+    }
     await this.writeStatus(fn, (s) => ({
       ...s,
       conditions: setCondition(s.conditions, this.cond("Ready", "Unknown", "Building", `building generation ${generation}`)),
     }));
-    const outcome = await this.buildAndLoad(fn);
-    const url = this.deps.functionUrl(namespace, name);
+    const outcome = await this.buildAndLoad(fn, last !== undefined && canReuseArtifact(last, fn.spec) ? last.spec.artifact : undefined);
     if (!outcome.ok) {
       await this.writeStatus(fn, (s) => {
         let conditions = setCondition(s.conditions, this.cond("Built", outcome.stage === "build" ? "False" : "True", outcome.reason, outcome.message));
@@ -167,7 +202,7 @@ export class Controller {
       latestReadyRevision: revName,
       url,
       conditions: setCondition(
-        setCondition(s.conditions, this.cond("Built", "True", "Built", `built ${outcome.entry} into ${outcome.artifact.slice(0, 19)}… in ${outcome.buildMs} ms`)),
+        setCondition(s.conditions, this.cond("Built", "True", "Built", outcome.note)),
         this.cond("Ready", "Unknown", "Routing", `routing traffic to revision ${revName}`),
       ),
     }));
@@ -182,7 +217,46 @@ export class Controller {
 
   private async buildAndLoad(
     fn: KumoFunction,
-  ): Promise<{ ok: true; artifact: string; entry: string; buildMs: number } | { ok: false; stage: "source" | "build" | "load"; reason: string; message: string }> {
+    reuseArtifact: string | undefined,
+  ): Promise<{ ok: true; artifact: string; note: string } | Failed> {
+    const { blobs } = this.deps;
+    const built = reuseArtifact !== undefined ? await this.reuse(reuseArtifact) : await this.build(fn);
+    if (!built.ok) return built;
+    const { code, artifact } = built;
+    // Load it once, as the gateway will, so a bundle that throws at load time or exports no
+    // handler fails the deploy instead of the first request.
+    const backend = this.deps.backends[fn.spec.runtime];
+    if (backend === undefined) {
+      return { ok: false, stage: "load", reason: "RuntimeUnavailable", message: `runtime "${fn.spec.runtime}" is not enabled on this server` };
+    }
+    try {
+      const instance = await backend.start({
+        namespace: fn.metadata.namespace,
+        function: fn.metadata.name,
+        revision: revisionName(fn.metadata.name, fn.metadata.generation),
+        code,
+        codePath: blobs.pathOf(artifact),
+        env: fn.spec.env,
+        timeoutMs: fn.spec.limits.timeoutMs,
+        memoryMb: fn.spec.limits.memoryMb,
+      });
+      await instance.dispose();
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      return { ok: false, stage: "load", reason: "LoadFailed", message };
+    }
+    return { ok: true, artifact, note: built.note };
+  }
+
+  /** The artifact of an earlier revision, when only env, limits or scaling changed. */
+  private async reuse(artifact: string): Promise<Built | Failed> {
+    const bytes = await this.deps.blobs.get(artifact);
+    if (bytes === undefined) return { ok: false, stage: "build", reason: "ArtifactMissing", message: `artifact ${artifact} of the previous revision is gone: deploy the source again` };
+    return { ok: true, code: Buffer.from(bytes).toString("utf8"), artifact, note: `reused ${artifact.slice(0, 19)}… (the source did not change)` };
+  }
+
+  /** Unpacks the source archive and bundles it. */
+  private async build(fn: KumoFunction): Promise<Built | Failed> {
     const { blobs, builder } = this.deps;
     const source = await blobs.get(fn.spec.source.digest);
     if (source === undefined) {
@@ -203,29 +277,7 @@ export class Controller {
       await rm(dir, { recursive: true, force: true });
     }
     const artifact = await blobs.put(Buffer.from(built.code, "utf8"));
-    // Load it once, as the gateway will, so a bundle that throws at load time or exports no
-    // handler fails the deploy instead of the first request.
-    const backend = this.deps.backends[fn.spec.runtime];
-    if (backend === undefined) {
-      return { ok: false, stage: "load", reason: "RuntimeUnavailable", message: `runtime "${fn.spec.runtime}" is not enabled on this server` };
-    }
-    try {
-      const instance = await backend.start({
-        namespace: fn.metadata.namespace,
-        function: fn.metadata.name,
-        revision: revisionName(fn.metadata.name, fn.metadata.generation),
-        code: built.code,
-        codePath: blobs.pathOf(artifact),
-        env: fn.spec.env,
-        timeoutMs: fn.spec.limits.timeoutMs,
-        memoryMb: fn.spec.limits.memoryMb,
-      });
-      await instance.dispose();
-    } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
-      return { ok: false, stage: "load", reason: "LoadFailed", message };
-    }
-    return { ok: true, artifact, entry: built.entry, buildMs: Math.round(built.durationMs) };
+    return { ok: true, code: built.code, artifact, note: `built ${built.entry} into ${artifact.slice(0, 19)}… in ${Math.round(built.durationMs)} ms` };
   }
 
   private async ensureRevision(fn: KumoFunction, artifact: string): Promise<Revision> {

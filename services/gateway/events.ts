@@ -21,7 +21,7 @@ export function createEventInvoker(routes: RouteTable, invocations: InvocationLo
       const id = randomUUID();
       const route = routes.get(`${namespace}/${fn}`);
       if (route === undefined) {
-        return { outcome: "platform_error", status: 404, error: `function ${namespace}/${fn} does not exist or has no ready revision`, invocationId: id };
+        throw new KumoError("KUMO_E_FUNCTION_NOT_FOUND", `function ${namespace}/${fn} does not exist or has no ready revision`);
       }
       const target = route.pick();
       const start = Date.now();

@@ -67,6 +67,10 @@ export class RevisionPool {
   /** The last load failure; while set, new requests fail fast instead of retrying the start in a loop. */
   private startError: KumoError | undefined;
   private idleWaiters: (() => void)[] = [];
+  /** Time-weighted demand (in flight + queued) since the last sample, for the autoscaler. */
+  private demandArea = 0;
+  private lastChange = performance.now();
+  private sampleStart = performance.now();
   private readonly spec: LoadSpec;
   private readonly backend: InstanceBackend;
   private readonly options: PoolOptions;
@@ -89,10 +93,32 @@ export class RevisionPool {
     return this.inflightTotal;
   }
 
+  /**
+   * Average demand (requests in flight plus waiting) since the last call: what the autoscaler
+   * samples every second. Time-weighted, so sub-millisecond requests still count.
+   */
+  takeConcurrencySample(): number {
+    this.noteDemand();
+    const now = this.lastChange;
+    const span = now - this.sampleStart;
+    const avg = span > 0 ? this.demandArea / span : this.inflightTotal + this.queue.length;
+    this.demandArea = 0;
+    this.sampleStart = now;
+    return avg;
+  }
+
+  /** Accumulates demand × time up to now; called before demand changes. */
+  private noteDemand(): void {
+    const now = performance.now();
+    this.demandArea += (this.inflightTotal + this.queue.length) * (now - this.lastChange);
+    this.lastChange = now;
+  }
+
   /** Runs one invocation on a free slot, starting an instance if none is free. */
   async invoke(req: InvokeRequest): Promise<PoolInvocation> {
     let member = this.freeMember();
     let coldStart = false;
+    this.noteDemand();
     if (member !== undefined) {
       member.inflight++;
       this.inflightTotal++;
@@ -106,6 +132,7 @@ export class RevisionPool {
       const result = await member.instance.invoke(req);
       return { result, coldStart };
     } finally {
+      this.noteDemand();
       member.inflight--;
       this.inflightTotal--;
       if (!member.instance.healthy) this.remove(member);
@@ -178,6 +205,7 @@ export class RevisionPool {
         reject,
         cancelTimer: this.clock.setTimer(() => {
           const i = this.queue.indexOf(waiter);
+          this.noteDemand();
           if (i >= 0) this.queue.splice(i, 1);
           reject(new KumoError("KUMO_E_QUEUE_TIMEOUT", `revision ${this.revision}: no instance had a free slot within ${wait} ms: retry later, or raise --concurrency / --max-scale`));
         }, wait),
@@ -223,6 +251,7 @@ export class RevisionPool {
   private release(member: Member): void {
     if (this.members.includes(member)) {
       while (this.queue.length > 0 && member.inflight < this.options.concurrency && member.instance.healthy) {
+        this.noteDemand();
         const w = this.queue.shift()!;
         w.cancelTimer();
         member.inflight++;

@@ -2,7 +2,7 @@
 // function, which revisions take its traffic (by percent, and by tag), each with its pool. All
 // lookups the hot path needs are prepared here, once per change, not per request.
 
-import type { Clock, InstanceBackend, KumoFunction, LoadSpec, Revision, RuntimeKind } from "../model/index.ts";
+import type { Clock, InstanceBackend, KumoFunction, LoadSpec, Revision, RuntimeKind, ScaleSpec } from "../model/index.ts";
 import type { BlobStore, Store, Watch } from "../store/index.ts";
 import { revisionMetrics, type GatewayMetrics, type RevisionMetrics } from "./metrics.ts";
 import { RevisionPool, type PoolOptions } from "./pool.ts";
@@ -13,6 +13,8 @@ export interface RevisionTarget {
   readonly function: string;
   readonly revision: string;
   readonly timeoutMs: number;
+  /** The revision's scaling bounds and target (the autoscaler's per-revision config). */
+  readonly scale: ScaleSpec;
   readonly pool: RevisionPool;
   readonly metrics: RevisionMetrics;
 }
@@ -250,7 +252,7 @@ export class RouteTable {
       onInstancesChanged: (n) => metrics.instances.set(n),
       onStartFailed: (err) => console.error(`gateway: revision ${namespace}/${name} failed to start: ${err.message}`),
     });
-    return { namespace, function: fn, revision: name, timeoutMs: rev.spec.limits.timeoutMs, pool, metrics };
+    return { namespace, function: fn, revision: name, timeoutMs: rev.spec.limits.timeoutMs, scale: rev.spec.scale, pool, metrics };
   }
 
   private async retire(target: RevisionTarget): Promise<void> {

@@ -111,6 +111,9 @@ export interface RevisionSpec {
   generation: number;
   /** sha256:<hex> of the bundled artifact. */
   artifact: string;
+  /** The source archive and entry it was built from (a spec change that keeps them reuses the artifact). */
+  sourceDigest: string;
+  entry?: string;
   runtime: RuntimeKind;
   env: Record<string, string>;
   limits: Limits;

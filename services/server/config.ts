@@ -2,7 +2,10 @@
 // overrides. Every bad key is reported at once, and the result is frozen.
 
 import { isIP } from "node:net";
+import { defaultAutoscalerConfig, loadAutoscalerConfig, type AutoscalerConfig } from "../autoscaler/index.ts";
+import { loadKafkaConfig, type KafkaConfig } from "../bus/index.ts";
 import { KumoError, Problems } from "../model/index.ts";
+import { loadOpenStackConfig, type OpenStackConfig } from "../../event-providers/openstack/index.ts";
 
 /** Everything `kumo server` needs to start. */
 export interface ServerConfig {
@@ -26,6 +29,28 @@ export interface ServerConfig {
   readonly invocationRetention: number;
   /** KUMO_API_MAX_SOURCE_BYTES: largest function source upload. Default 50 MiB. */
   readonly maxSourceBytes: number;
+  /** KUMO_EVENTS_MAX_BODY_BYTES: largest CloudEvent accepted on POST /events. Default 1 MiB. */
+  readonly eventsMaxBodyBytes: number;
+  /** KUMO_EVENTS_PARTITIONS: partitions of the kumo.events topic when it is created. Default 8. */
+  readonly eventPartitions: number;
+  /** KUMO_AUTOSCALER_*: the autoscaler's global defaults (see services/autoscaler/config.ts). */
+  readonly autoscaler: AutoscalerConfig;
+  /** KUMO_KAFKA_*: when KUMO_KAFKA_BROKERS is set, the event bus is Kafka instead of the embedded log. */
+  readonly kafka: KafkaConfig | undefined;
+  /** KUMO_OPENSTACK_*: when KUMO_OPENSTACK_AMQP_URL is set, the OpenStack notification provider runs. */
+  readonly openstack: OpenStackConfig | undefined;
+}
+
+/** Runs a sub-schema's loader and folds its problems into ours, so every bad key is reported at once. */
+function sub<T>(p: Problems, load: () => T, fallback: T): T {
+  try {
+    return load();
+  } catch (err) {
+    if (!(err instanceof KumoError)) throw err;
+    if (err.details.length === 0) p.add("config", err.message);
+    for (const d of err.details) p.add(d.field ?? "config", d.message);
+    return fallback;
+  }
 }
 
 /** Command-line overrides (they win over the environment). */
@@ -78,6 +103,11 @@ export function loadServerConfig(env: Record<string, string | undefined>, overri
     queueTimeoutMs: int(p, env, "KUMO_QUEUE_TIMEOUT_MS", 30_000, 1, 3_600_000),
     invocationRetention: int(p, env, "KUMO_INVOCATION_RETENTION", 1000, 1, 10_000_000),
     maxSourceBytes: int(p, env, "KUMO_API_MAX_SOURCE_BYTES", 50 * 1024 * 1024, 1024, 2 * 1024 * 1024 * 1024),
+    eventsMaxBodyBytes: int(p, env, "KUMO_EVENTS_MAX_BODY_BYTES", 1024 * 1024, 1024, 256 * 1024 * 1024),
+    eventPartitions: int(p, env, "KUMO_EVENTS_PARTITIONS", 8, 1, 1024),
+    autoscaler: sub(p, () => loadAutoscalerConfig(env), defaultAutoscalerConfig),
+    kafka: env.KUMO_KAFKA_BROKERS === undefined || env.KUMO_KAFKA_BROKERS === "" ? undefined : sub<KafkaConfig | undefined>(p, () => loadKafkaConfig(env), undefined),
+    openstack: sub(p, () => loadOpenStackConfig(env), undefined),
   };
   if (p.list.length > 0) {
     throw new KumoError("KUMO_E_INVALID_CONFIG", `invalid server configuration: ${p.list.map((d) => `${d.field}: ${d.message}`).join("; ")}`, { details: p.list });

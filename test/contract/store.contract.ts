@@ -82,6 +82,7 @@ export function newRevision(name: string, fn: string): NewResource<"Revision"> {
       functionName: fn,
       generation: 1,
       artifact: `sha256:${"cd".repeat(32)}`,
+      sourceDigest: `sha256:${"ab".repeat(32)}`,
       runtime: "isolate",
       env: {},
       limits: { timeoutMs: 30_000, memoryMb: 128 },
