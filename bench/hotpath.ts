@@ -9,13 +9,17 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { deploy, machine, repoRoot, saveResult, startKumo, startRaw, wrk, type WrkResult } from "./lib.ts";
 
-const { values } = parseArgs({ options: { seconds: { type: "string", default: "10" }, connections: { type: "string", default: "50" }, rounds: { type: "string", default: "2" } } });
+const { values } = parseArgs({
+  options: { seconds: { type: "string", default: "10" }, connections: { type: "string", default: "50" }, rounds: { type: "string", default: "2" }, dispatch: { type: "string" } },
+});
 const seconds = Number(values.seconds);
 const connections = Number(values.connections);
 const rounds = Number(values.rounds);
 
 const raw = await startRaw();
-const kumo = await startKumo();
+// --dispatch thread|auto|inline sets KUMO_ISOLATE_DISPATCH (default: the server's default).
+const dispatch = values.dispatch ?? "thread";
+const kumo = await startKumo({ KUMO_ISOLATE_DISPATCH: dispatch });
 try {
   await deploy(kumo.url, "hello", join(repoRoot, "examples/hello-http"));
   const targets = { raw: `${raw.url}/?name=bench`, kumo: `${kumo.url}/default/hello?name=bench` };
@@ -37,13 +41,13 @@ try {
   const k1 = { p50ms: median(single.kumo!, "p50ms"), p99ms: median(single.kumo!, "p99ms") };
   const ratio = k.rps / r.rps;
   const addedP50 = k1.p50ms - r1.p50ms;
-  console.log(`\n## Hot path (${machine()}, wrk -t1, ${connections} connections, ${seconds}s, best of ${rounds})\n`);
+  console.log(`\n## Hot path (${machine()}, isolate dispatch "${dispatch}", wrk -t1, ${connections} connections, ${seconds}s, best of ${rounds})\n`);
   console.log("| server | req/s | p50 ms | p99 ms | 1-conn p50 ms | 1-conn p99 ms | errors |");
   console.log("|---|---|---|---|---|---|---|");
   console.log(`| raw node:http | ${r.rps.toFixed(0)} | ${r.p50ms.toFixed(3)} | ${r.p99ms.toFixed(3)} | ${r1.p50ms.toFixed(3)} | ${r1.p99ms.toFixed(3)} | ${r.errors} |`);
   console.log(`| kumo gateway → isolate | ${k.rps.toFixed(0)} | ${k.p50ms.toFixed(3)} | ${k.p99ms.toFixed(3)} | ${k1.p50ms.toFixed(3)} | ${k1.p99ms.toFixed(3)} | ${k.errors} |`);
   console.log(`\nthroughput ratio kumo/raw: ${ratio.toFixed(2)}x (aim >= 0.70); added p50 at one connection: ${addedP50.toFixed(3)} ms (aim < 0.200)`);
-  const file = await saveResult("hotpath", { machine: machine(), seconds, connections, rounds, raw: { load: load.raw, single: single.raw }, kumo: { load: load.kumo, single: single.kumo }, ratio, addedP50ms: addedP50 });
+  const file = await saveResult(`hotpath-${dispatch}`, { machine: machine(), dispatch, seconds, connections, rounds, raw: { load: load.raw, single: single.raw }, kumo: { load: load.kumo, single: single.kumo }, ratio, addedP50ms: addedP50 });
   console.log(`(raw numbers: ${file})`);
 } finally {
   await kumo.stop();

@@ -1,11 +1,14 @@
 // `kumo describe <fn>`: everything about one function: its spec, status conditions with their
-// full messages (a build error shows file and line), revisions, URL and recent invocations.
+// full messages (a build error shows file and line), traffic, instances per revision, revisions,
+// URL and recent invocations.
 
-import type { InvocationEntry } from "../api/index.ts";
+import { KumoApiError } from "../api/index.ts";
+import type { InvocationEntry, KumoClient, RevisionServing } from "../api/index.ts";
 import type { KumoFunction, Outcome, Revision } from "../model/index.ts";
 import type { Command, CommandContext } from "./command.ts";
 import { sortRevisions } from "./list.ts";
 import { formatAge, formatMs, json, table } from "./output.ts";
+import { servingTable, trafficSummary, trafficTable } from "./traffic.ts";
 
 /** How many recent invocations describe counts. */
 const RECENT = 100;
@@ -45,13 +48,11 @@ function indent(text: string, spaces: number): string {
     .join("\n");
 }
 
-/** The human description of a function. */
-export function describeText(fn: KumoFunction, revisions: readonly Revision[], invocations: InvocationSummary, now: number): string {
+/** The human description of a function; `serving` is what the server reports per revision. */
+export function describeText(fn: KumoFunction, revisions: readonly Revision[], invocations: InvocationSummary, now: number, serving: readonly RevisionServing[] = []): string {
   const s = fn.spec;
   const env = Object.keys(s.env);
-  const traffic = (s.traffic ?? [{ latestRevision: true, percent: 100 }])
-    .map((t) => `${t.percent}% ${t.revision ?? "latest"}${t.tag === undefined ? "" : ` (tag ${t.tag})`}`)
-    .join(", ");
+  const traffic = trafficSummary(fn);
   const rows: [string, string][] = [
     ["Name", fn.metadata.name],
     ["Namespace", fn.metadata.namespace],
@@ -80,6 +81,12 @@ export function describeText(fn: KumoFunction, revisions: readonly Revision[], i
     if (c.message !== "") out += `${indent(c.message, 4)}\n`;
   }
 
+  out += "\nTraffic:\n";
+  out += indent(trafficTable(fn), 2);
+
+  out += "\nServing:\n";
+  out += indent(servingTable(fn, serving), 2);
+
   out += "\nRevisions:\n";
   const sorted = sortRevisions(revisions);
   if (sorted.length === 0) out += "  (none yet)\n";
@@ -104,9 +111,10 @@ export function describeText(fn: KumoFunction, revisions: readonly Revision[], i
 /** `kumo describe <fn>` */
 export const describeCommand: Command = {
   name: "describe",
-  summary: "Show a function's spec, status (with build errors), revisions and recent invocations",
+  summary: "Show a function's spec, status (with build errors), traffic, instances, revisions and recent invocations",
   description:
     "Shows everything about one function: its spec, its status conditions with their full messages (a failed build names the file and line), " +
+    "its traffic split with the URL of each tag, instances, in-flight and queued requests per revision, " +
     `its revisions with their artifact digests, its URL and counts of its last ${RECENT} invocations.`,
   args: [{ name: "fn", required: true }],
   flags: {},
@@ -114,13 +122,24 @@ export const describeCommand: Command = {
   run: async (ctx: CommandContext, _values, positionals) => {
     const name = positionals[0]!;
     const fn = await ctx.client.getFunction(ctx.namespace, name);
-    const [revisions, entries] = await Promise.all([
+    const [revisions, entries, serving] = await Promise.all([
       ctx.client.listRevisions(ctx.namespace, { function: name }),
       ctx.client.listInvocations(ctx.namespace, name, { limit: RECENT }),
+      servingOf(ctx.client, ctx.namespace, name),
     ]);
     const summary = summarize(entries);
-    if (ctx.output === "json") ctx.stdout.write(json({ function: fn, revisions: sortRevisions(revisions), invocations: summary }));
-    else ctx.stdout.write(describeText(fn, revisions, summary, ctx.now()));
+    if (ctx.output === "json") ctx.stdout.write(json({ function: fn, revisions: sortRevisions(revisions), invocations: summary, serving }));
+    else ctx.stdout.write(describeText(fn, revisions, summary, ctx.now(), serving));
     return 0;
   },
 };
+
+/** Instances per revision; an older server without the serving endpoint reports none. */
+async function servingOf(client: KumoClient, namespace: string, name: string): Promise<RevisionServing[]> {
+  try {
+    return await client.getServing(namespace, name);
+  } catch (err) {
+    if (err instanceof KumoApiError && err.code === "KUMO_E_NOT_FOUND") return [];
+    throw err;
+  }
+}

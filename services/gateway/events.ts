@@ -43,8 +43,7 @@ export function createEventInvoker(routes: RouteTable, invocations: InvocationLo
         error = e.message;
       }
       const durationMs = performance.now() - t0;
-      target.metrics.outcome[outcome].inc();
-      target.metrics.duration.observe(durationMs / 1000);
+      target.metrics.invocation(outcome, durationMs / 1000);
       const record: InvocationRecord = {
         id,
         namespace,

@@ -37,8 +37,7 @@ export function createGateway(deps: { routes: RouteTable; invocations: Invocatio
       res.writeHead(result.status, headers);
       res.end(result.body);
     }
-    target.metrics.outcome[result.outcome].inc();
-    target.metrics.duration.observe(durationMs / 1000);
+    target.metrics.invocation(result.outcome, durationMs / 1000);
     const record: InvocationRecord = {
       id,
       namespace: target.namespace,

@@ -13,8 +13,8 @@ export interface RevisionTarget {
   readonly function: string;
   readonly revision: string;
   readonly timeoutMs: number;
-  /** The revision's scaling bounds and target (the autoscaler's per-revision config). */
-  readonly scale: ScaleSpec;
+  /** The revision's scaling overrides (the autoscaler merges them over its defaults). */
+  readonly scale: Partial<ScaleSpec>;
   readonly pool: RevisionPool;
   readonly metrics: RevisionMetrics;
 }
@@ -27,10 +27,12 @@ export interface Route {
   pick(): RevisionTarget;
 }
 
-/** Queueing defaults of every pool. */
+/** Queueing defaults of every pool, and how a revision's scale overrides resolve to bounds. */
 export interface GatewayPoolDefaults {
   queueLimit: number;
   queueTimeoutMs: number;
+  /** Instance bounds for a revision (its overrides merged over the server's defaults). */
+  bounds: (scale: Partial<ScaleSpec>) => { min: number; max: number };
 }
 
 function singleRoute(namespace: string, fn: string, target: RevisionTarget): Route {
@@ -237,21 +239,20 @@ export class RouteTable {
       memoryMb: rev.spec.limits.memoryMb,
     };
     const metrics = revisionMetrics(this.metrics, namespace, fn, name);
+    const bounds = this.defaults.bounds(rev.spec.scale);
     const options: PoolOptions = {
       concurrency: rev.spec.concurrency,
-      maxInstances: rev.spec.scale.max,
-      minInstances: rev.spec.scale.min,
+      maxInstances: bounds.max,
+      minInstances: bounds.min,
       queueLimit: this.defaults.queueLimit,
       queueTimeoutMs: this.defaults.queueTimeoutMs,
     };
     const pool = new RevisionPool(spec, backend, options, this.clock, {
-      onColdStart: (ms) => {
-        metrics.coldStart.inc();
-        metrics.coldStartDuration.observe(ms / 1000);
-      },
-      onInstancesChanged: (n) => metrics.instances.set(n),
+      onColdStart: (ms) => metrics.coldStart(ms / 1000),
+      onInstancesChanged: (n) => (metrics.instances = n),
       onStartFailed: (err) => console.error(`gateway: revision ${namespace}/${name} failed to start: ${err.message}`),
     });
+    metrics.inflight = () => pool.inflight;
     return { namespace, function: fn, revision: name, timeoutMs: rev.spec.limits.timeoutMs, scale: rev.spec.scale, pool, metrics };
   }
 

@@ -82,7 +82,8 @@ export interface FunctionSpec {
   limits: Limits;
   /** In-flight requests one instance admits. */
   concurrency: number;
-  scale: ScaleSpec;
+  /** Scaling overrides; what is left out comes from the server's KUMO_AUTOSCALER_* defaults. */
+  scale: Partial<ScaleSpec>;
   traffic?: TrafficTarget[];
 }
 
@@ -118,7 +119,7 @@ export interface RevisionSpec {
   env: Record<string, string>;
   limits: Limits;
   concurrency: number;
-  scale: ScaleSpec;
+  scale: Partial<ScaleSpec>;
 }
 
 /** Status of a revision. */

@@ -26,7 +26,7 @@ describe("validateFunctionInput", () => {
       env: {},
       limits: { timeoutMs: functionDefaults.timeoutMs, memoryMb: functionDefaults.memoryMb },
       concurrency: functionDefaults.concurrency,
-      scale: functionDefaults.scale,
+      scale: {},
     });
   });
 

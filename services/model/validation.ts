@@ -19,7 +19,6 @@ export const functionDefaults = {
   maxMemoryMb: 4096,
   concurrency: 100,
   maxConcurrency: 1000,
-  scale: { min: 0, max: 10, target: 70, scaleToZeroGraceSeconds: 30 } satisfies ScaleSpec,
   maxScale: 1000,
   maxEnvEntries: 100,
   maxEnvValueBytes: 32 * 1024,
@@ -143,22 +142,21 @@ function validateLimits(p: Problems, raw: unknown): Limits {
   };
 }
 
-function validateScale(p: Problems, raw: unknown): ScaleSpec {
-  const d = functionDefaults.scale;
-  if (raw === undefined) return { ...d };
+function validateScale(p: Problems, raw: unknown): Partial<ScaleSpec> {
+  if (raw === undefined) return {};
   if (!isRecord(raw)) {
     p.add("spec.scale", "must be an object like { \"min\": 0, \"max\": 10, \"target\": 70 }");
-    return { ...d };
+    return {};
   }
   rejectUnknown(p, raw, ["min", "max", "target", "scaleToZeroGraceSeconds"], "spec.scale");
   const max = functionDefaults.maxScale;
-  const s: ScaleSpec = {
-    min: intIn(p, raw.min, "spec.scale.min", 0, max, d.min),
-    max: intIn(p, raw.max, "spec.scale.max", 1, max, d.max),
-    target: intIn(p, raw.target, "spec.scale.target", 1, functionDefaults.maxConcurrency, d.target),
-    scaleToZeroGraceSeconds: intIn(p, raw.scaleToZeroGraceSeconds, "spec.scale.scaleToZeroGraceSeconds", 0, 3600, d.scaleToZeroGraceSeconds, "seconds"),
-  };
-  if (s.min > s.max) p.add("spec.scale.min", `${s.min} is greater than spec.scale.max ${s.max}: lower min or raise max`);
+  // Only what the user set is kept: the rest follows the server's autoscaler defaults.
+  const s: Partial<ScaleSpec> = {};
+  if (raw.min !== undefined) s.min = intIn(p, raw.min, "spec.scale.min", 0, max, 0);
+  if (raw.max !== undefined) s.max = intIn(p, raw.max, "spec.scale.max", 1, max, 1);
+  if (raw.target !== undefined) s.target = intIn(p, raw.target, "spec.scale.target", 1, functionDefaults.maxConcurrency, 1);
+  if (raw.scaleToZeroGraceSeconds !== undefined) s.scaleToZeroGraceSeconds = intIn(p, raw.scaleToZeroGraceSeconds, "spec.scale.scaleToZeroGraceSeconds", 0, 3600, 0, "seconds");
+  if (s.min !== undefined && s.max !== undefined && s.min > s.max) p.add("spec.scale.min", `${s.min} is greater than spec.scale.max ${s.max}: lower min or raise max`);
   return s;
 }
 

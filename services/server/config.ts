@@ -33,6 +33,12 @@ export interface ServerConfig {
   readonly eventsMaxBodyBytes: number;
   /** KUMO_EVENTS_PARTITIONS: partitions of the kumo.events topic when it is created. Default 8. */
   readonly eventPartitions: number;
+  /**
+   * KUMO_ISOLATE_DISPATCH: where isolate code runs. "thread" (default): on isolated-vm's threads,
+   * so a function stuck in a loop never blocks the server. "auto": on the server's thread (faster)
+   * until a revision's synchronous work exceeds 10 ms per request. "inline": always on the server's thread.
+   */
+  readonly isolateDispatch: "thread" | "auto" | "inline";
   /** KUMO_AUTOSCALER_*: the autoscaler's global defaults (see services/autoscaler/config.ts). */
   readonly autoscaler: AutoscalerConfig;
   /** KUMO_KAFKA_*: when KUMO_KAFKA_BROKERS is set, the event bus is Kafka instead of the embedded log. */
@@ -78,6 +84,14 @@ function int(p: Problems, env: Record<string, string | undefined>, key: string, 
   return n;
 }
 
+function oneOf<T extends string>(p: Problems, env: Record<string, string | undefined>, key: string, allowed: readonly T[], fallback: T): T {
+  const raw = env[key];
+  if (raw === undefined || raw === "") return fallback;
+  if ((allowed as readonly string[]).includes(raw)) return raw as T;
+  p.add(key, `"${raw}" is not one of ${allowed.map((a) => `"${a}"`).join(", ")}`);
+  return fallback;
+}
+
 /** Reads and validates the server configuration. Throws KUMO_E_INVALID_CONFIG listing every problem. */
 export function loadServerConfig(env: Record<string, string | undefined>, overrides: ServerOverrides = {}): ServerConfig {
   const p = new Problems();
@@ -105,6 +119,7 @@ export function loadServerConfig(env: Record<string, string | undefined>, overri
     maxSourceBytes: int(p, env, "KUMO_API_MAX_SOURCE_BYTES", 50 * 1024 * 1024, 1024, 2 * 1024 * 1024 * 1024),
     eventsMaxBodyBytes: int(p, env, "KUMO_EVENTS_MAX_BODY_BYTES", 1024 * 1024, 1024, 256 * 1024 * 1024),
     eventPartitions: int(p, env, "KUMO_EVENTS_PARTITIONS", 8, 1, 1024),
+    isolateDispatch: oneOf(p, env, "KUMO_ISOLATE_DISPATCH", ["thread", "auto", "inline"] as const, "thread"),
     autoscaler: sub(p, () => loadAutoscalerConfig(env), defaultAutoscalerConfig),
     kafka: env.KUMO_KAFKA_BROKERS === undefined || env.KUMO_KAFKA_BROKERS === "" ? undefined : sub<KafkaConfig | undefined>(p, () => loadKafkaConfig(env), undefined),
     openstack: sub(p, () => loadOpenStackConfig(env), undefined),

@@ -153,7 +153,7 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "kumo_process_" });
   const gatewayMetrics = createGatewayMetrics(registry);
-  const isolate = createIsolateBackend();
+  const isolate = createIsolateBackend({ dispatch: config.isolateDispatch });
   const processes = createProcessBackend();
   const backends: Record<RuntimeKind, InstanceBackend | undefined> = { isolate, process: processes };
   const logLevel = (level: string, message: string) => log(level === "info" ? message : `${level}: ${message}`);
@@ -165,7 +165,14 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
     backends,
     metrics: gatewayMetrics,
     clock,
-    defaults: { queueLimit: config.queueLimit, queueTimeoutMs: config.queueTimeoutMs },
+    defaults: {
+      queueLimit: config.queueLimit,
+      queueTimeoutMs: config.queueTimeoutMs,
+      bounds: (scale) => {
+        const c = resolveFunctionScaling(config.autoscaler, scale);
+        return { min: c.minScale, max: c.maxScale };
+      },
+    },
   });
 
   // Eventing: the bus (embedded log in the same database, or Kafka), the dispatcher, providers.
