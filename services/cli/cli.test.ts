@@ -8,7 +8,7 @@ import { KumoError } from "../model/index.ts";
 import { globalFlags, parseDuration, parseFlags, parsePairs, UsageError } from "./args.ts";
 import { splitCommand } from "./cli.ts";
 import { chooseName, deployCommand, mergeSpec, sanitizeName, specFlags } from "./deploy.ts";
-import { describeText, summarize } from "./describe.ts";
+import { describeText, scaleText, summarize } from "./describe.ts";
 import { DIGEST, fn, kumo, NOW, rec, stubServer } from "./cli.fixture.ts";
 import { invokeRequest } from "./invoke.ts";
 import { functionTable } from "./list.ts";
@@ -173,6 +173,11 @@ describe("output", () => {
         "",
       ].join("\n"),
     );
+  });
+
+  it("shows scale settings left out as the server's defaults", () => {
+    expect(scaleText({})).toBe("server defaults");
+    expect(scaleText({ max: 3, scaleToZeroGraceSeconds: 60 })).toBe("min server default, max 3, target server default in flight per instance, to zero after 60s idle");
   });
 
   it("formats an invocation record with its error and log lines indented", () => {

@@ -4,7 +4,7 @@
 
 import { KumoApiError } from "../api/index.ts";
 import type { InvocationEntry, KumoClient, RevisionServing } from "../api/index.ts";
-import type { KumoFunction, Outcome, Revision } from "../model/index.ts";
+import type { KumoFunction, Outcome, Revision, ScaleSpec } from "../model/index.ts";
 import type { Command, CommandContext } from "./command.ts";
 import { sortRevisions } from "./list.ts";
 import { formatAge, formatMs, json, table } from "./output.ts";
@@ -48,6 +48,13 @@ function indent(text: string, spaces: number): string {
     .join("\n");
 }
 
+/** The scale settings; those left out follow the server's autoscaler defaults. */
+export function scaleText(scale: Partial<ScaleSpec>): string {
+  const or = (v: number | undefined, unit = ""): string => (v === undefined ? "server default" : `${v}${unit}`);
+  const text = `min ${or(scale.min)}, max ${or(scale.max)}, target ${or(scale.target)} in flight per instance, to zero after ${or(scale.scaleToZeroGraceSeconds, "s")} idle`;
+  return Object.keys(scale).length === 0 ? "server defaults" : text;
+}
+
 /** The human description of a function; `serving` is what the server reports per revision. */
 export function describeText(fn: KumoFunction, revisions: readonly Revision[], invocations: InvocationSummary, now: number, serving: readonly RevisionServing[] = []): string {
   const s = fn.spec;
@@ -64,7 +71,7 @@ export function describeText(fn: KumoFunction, revisions: readonly Revision[], i
     ["Runtime", s.runtime],
     ["Limits", `timeout ${s.limits.timeoutMs} ms, memory ${s.limits.memoryMb} MiB`],
     ["Concurrency", `${s.concurrency} requests per instance`],
-    ["Scale", `min ${s.scale.min}, max ${s.scale.max}, target ${s.scale.target} in flight per instance, to zero after ${s.scale.scaleToZeroGraceSeconds}s idle`],
+    ["Scale", scaleText(s.scale)],
     ["Env", env.length === 0 ? "(none)" : env.join(", ")],
     ["Traffic", traffic],
     ["Latest ready", fn.status.latestReadyRevision ?? "-"],

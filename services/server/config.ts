@@ -31,7 +31,7 @@ export interface ServerConfig {
   readonly maxSourceBytes: number;
   /** KUMO_EVENTS_MAX_BODY_BYTES: largest CloudEvent accepted on POST /events. Default 1 MiB. */
   readonly eventsMaxBodyBytes: number;
-  /** KUMO_EVENTS_PARTITIONS: partitions of the kumo.events topic when it is created. Default 8. */
+  /** KUMO_EVENTS_PARTITIONS: partitions of the embedded bus's kumo.events topic when it is created (Kafka: KUMO_KAFKA_PARTITIONS). Default 8. */
   readonly eventPartitions: number;
   /**
    * KUMO_ISOLATE_DISPATCH: where isolate code runs. "thread" (default): on isolated-vm's threads,

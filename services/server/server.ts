@@ -177,7 +177,7 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
 
   // Eventing: the bus (embedded log in the same database, or Kafka), the dispatcher, providers.
   const bus: EventBus = config.kafka !== undefined ? createKafkaBus({ ...config.kafka, log: (e) => log(`kafka ${e.level}: ${e.message}`) }) : createEmbeddedBus({ db });
-  await ensureEventTopics(bus, { eventPartitions: config.eventPartitions });
+  await ensureEventTopics(bus, { eventPartitions: config.kafka?.partitions ?? config.eventPartitions });
   const sink = createBusSink(bus);
   const dispatcher = new Dispatcher({ bus, store, invoker: createEventInvoker(routes, invocations), metrics: createDispatcherMetrics(registry), clock, log: (l, m) => logLevel(l, `dispatcher: ${m}`) });
   const httpEvents = new HttpEventProvider({ maxBodyBytes: config.eventsMaxBodyBytes });

@@ -1,11 +1,13 @@
 // The embedded InvocationLog: every invocation leaves a record, so appending must cost the hot
-// path nothing. Records queue in memory and are written to SQLite in one transaction per batch
-// (every flushIntervalMs, or sooner at batchSize); old records are pruned per function.
+// path nothing. Records queue in memory; each flush (every flushIntervalMs, or sooner at
+// batchSize) writes one chunk row per function holding that batch's records as a JSON array,
+// and retention deletes whole old chunks, so SQLite sees a few rows per flush, not one per record.
 
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { systemClock, toKumoError } from "../model/index.ts";
 import type { Clock, InvocationRecord, KumoError } from "../model/index.ts";
 import { inTransaction, migrate } from "./database.ts";
+import type { Migration } from "./database.ts";
 import type { InvocationEntry, InvocationLog, InvocationQuery } from "./store.ts";
 
 /** Options for openInvocationLog. */
@@ -13,13 +15,18 @@ export interface InvocationLogOptions {
   db: DatabaseSync;
   /** Close `db` when the log closes (default false). */
   ownsDatabase?: boolean;
-  /** Records kept per function; older ones are pruned (default 1000). */
+  /**
+   * Records kept per function (default 1000). Queries see only the newest this many; storage
+   * holds up to one chunk more until whole older chunks are pruned. When more than this many
+   * records of one function arrive in a single flush, only the newest this many are written:
+   * subscribers still receive every record, so a record can be streamed but never stored.
+   */
   retentionPerFunction?: number;
-  /** Longest a record waits in memory before it is written, ms (default 25). */
+  /** Longest a record waits in memory before it is written, ms (default 100). */
   flushIntervalMs?: number;
-  /** Queued records that trigger a write without waiting for the interval (default 500). */
+  /** Queued records that trigger a write without waiting for the interval (default 2000). */
   batchSize?: number;
-  /** How often functions with new records are pruned to retentionPerFunction, ms (default 5000). */
+  /** How often functions with new records have their old chunks pruned, ms (default 1000). */
   pruneIntervalMs?: number;
   /** Queued records kept while writes fail; beyond it the oldest are dropped (default 100,000). */
   maxPending?: number;
@@ -29,7 +36,7 @@ export interface InvocationLogOptions {
   onError?: (err: KumoError) => void;
 }
 
-const logMigrations: readonly string[] = [
+const logMigrations: readonly Migration[] = [
   `CREATE TABLE invocations (
      seq INTEGER PRIMARY KEY AUTOINCREMENT,
      namespace TEXT NOT NULL,
@@ -37,12 +44,60 @@ const logMigrations: readonly string[] = [
      body TEXT NOT NULL
    );
    CREATE INDEX invocations_by_function ON invocations (namespace, function, seq);`,
+  migrateToChunks,
 ];
+
+/**
+ * Version 2: one row per (function, flush) instead of per record. A chunk's records have the
+ * consecutive sequence numbers first_seq..last_seq (count = last_seq - first_seq + 1), so the
+ * seq of body[i] is first_seq + i. Chunks never overlap, so first_seq is the row id. The index
+ * carries count so retention and paging walk it without reading bodies.
+ */
+function migrateToChunks(db: DatabaseSync): void {
+  db.exec(`CREATE TABLE invocation_chunks (
+     first_seq INTEGER PRIMARY KEY,
+     last_seq INTEGER NOT NULL,
+     count INTEGER NOT NULL,
+     namespace TEXT NOT NULL,
+     function TEXT NOT NULL,
+     body TEXT NOT NULL
+   );
+   CREATE INDEX invocation_chunks_by_function ON invocation_chunks (namespace, function, last_seq, count);`);
+  // Records of the previous layout move over (runs of consecutive seqs become one chunk), so
+  // they stay readable and a `kumo logs --follow` cursor stays valid across the upgrade.
+  const insert = db.prepare("INSERT INTO invocation_chunks (first_seq, last_seq, count, namespace, function, body) VALUES (?, ?, ?, ?, ?, ?)");
+  let run: { namespace: string; fn: string; first: number; last: number; bodies: string[] } | undefined;
+  const write = (): void => {
+    if (run !== undefined) insert.run(run.first, run.last, run.bodies.length, run.namespace, run.fn, `[${run.bodies.join(",")}]`);
+  };
+  for (const row of db.prepare("SELECT seq, namespace, function, body FROM invocations ORDER BY namespace, function, seq").iterate()) {
+    const seq = Number(row["seq"]);
+    const namespace = String(row["namespace"]);
+    const fn = String(row["function"]);
+    const body = String(row["body"]);
+    if (run !== undefined && run.namespace === namespace && run.fn === fn && run.last === seq - 1) {
+      run.last = seq;
+      run.bodies.push(body);
+    } else {
+      write();
+      run = { namespace, fn, first: seq, last: seq, bodies: [body] };
+    }
+  }
+  write();
+  db.exec("DROP TABLE invocations");
+}
 
 /** After a failed background write, wait this long before retrying, ms. */
 const RETRY_AFTER_MS = 1000;
 
 type Listener = (entries: InvocationEntry[]) => void;
+
+/** One function's records in a flush. */
+interface FunctionBatch {
+  namespace: string;
+  fn: string;
+  records: InvocationRecord[];
+}
 
 /** Opens the InvocationLog on an open database, creating its table if needed. */
 export function openInvocationLog(options: InvocationLogOptions): SqliteInvocationLog {
@@ -64,15 +119,18 @@ export class SqliteInvocationLog implements InvocationLog {
   private cancelTimer: (() => void) | undefined;
   private immediate: NodeJS.Immediate | undefined;
   private lastPrune: number;
-  /** Functions written since the last prune, as namespace + "\0" + function. */
-  private readonly touched = new Set<string>();
+  /** Highest sequence number written. */
+  private lastSeq: number;
+  /** Functions written since the last prune, by namespace + "\0" + function. */
+  private readonly touched = new Map<string, { namespace: string; fn: string }>();
   private readonly listeners = new Map<string, Set<Listener>>();
   private droppedCount = 0;
   private closed = false;
   private readonly sql: {
     insert: StatementSync;
-    after: StatementSync;
-    newest: StatementSync;
+    lastSeq: StatementSync;
+    newestFirst: StatementSync;
+    from: StatementSync;
     prune: StatementSync;
     functions: StatementSync;
   };
@@ -81,30 +139,27 @@ export class SqliteInvocationLog implements InvocationLog {
     this.db = options.db;
     this.ownsDatabase = options.ownsDatabase ?? false;
     this.retention = Math.max(1, Math.floor(options.retentionPerFunction ?? 1000));
-    this.flushIntervalMs = options.flushIntervalMs ?? 25;
-    this.batchSize = Math.max(1, options.batchSize ?? 500);
-    this.pruneIntervalMs = options.pruneIntervalMs ?? 5000;
+    this.flushIntervalMs = options.flushIntervalMs ?? 100;
+    this.batchSize = Math.max(1, options.batchSize ?? 2000);
+    this.pruneIntervalMs = options.pruneIntervalMs ?? 1000;
     this.maxPending = Math.max(this.batchSize, options.maxPending ?? 100_000);
     this.clock = options.clock ?? systemClock;
     this.onError = options.onError ?? ((err) => console.error(`kumo: invocation log: ${err.message}`));
     migrate(this.db, "invocations", logMigrations);
     const db = this.db;
     this.sql = {
-      insert: db.prepare("INSERT INTO invocations (namespace, function, body) VALUES (?, ?, ?)"),
-      after: db.prepare("SELECT seq, body FROM invocations WHERE namespace = ? AND function = ? AND seq > ? ORDER BY seq LIMIT ?"),
-      newest: db.prepare(
-        "SELECT seq, body FROM (SELECT seq, body FROM invocations WHERE namespace = ? AND function = ? ORDER BY seq DESC LIMIT ?) ORDER BY seq",
-      ),
-      // Deletes the (retention+1)-th newest record of a function and everything older.
-      prune: db.prepare(
-        `DELETE FROM invocations WHERE namespace = ?1 AND function = ?2 AND seq <=
-           (SELECT seq FROM invocations WHERE namespace = ?1 AND function = ?2 ORDER BY seq DESC LIMIT 1 OFFSET ?3)`,
-      ),
-      functions: db.prepare("SELECT DISTINCT namespace, function FROM invocations"),
+      insert: db.prepare("INSERT INTO invocation_chunks (first_seq, last_seq, count, namespace, function, body) VALUES (?, ?, ?, ?, ?, ?)"),
+      // Chunks never overlap, so the one with the highest first_seq holds the highest seq.
+      lastSeq: db.prepare("SELECT last_seq FROM invocation_chunks ORDER BY first_seq DESC LIMIT 1"),
+      newestFirst: db.prepare("SELECT first_seq, count FROM invocation_chunks WHERE namespace = ? AND function = ? ORDER BY last_seq DESC"),
+      from: db.prepare("SELECT first_seq, body FROM invocation_chunks WHERE namespace = ? AND function = ? AND last_seq >= ? ORDER BY last_seq"),
+      prune: db.prepare("DELETE FROM invocation_chunks WHERE namespace = ? AND function = ? AND last_seq < ?"),
+      functions: db.prepare("SELECT DISTINCT namespace, function FROM invocation_chunks"),
     };
-    // Records written by an earlier run are pruned once at start; after that only functions
-    // that receive records need it.
-    for (const row of this.sql.functions.all()) this.touched.add(functionKey(String(row["namespace"]), String(row["function"])));
+    this.lastSeq = this.storedLastSeq();
+    // Records written by an earlier run (perhaps with a larger retention) are pruned once at
+    // start; after that only functions that receive records need it.
+    for (const row of this.sql.functions.all()) this.touch(String(row["namespace"]), String(row["function"]));
     this.prune();
     this.lastPrune = this.clock.now();
   }
@@ -135,12 +190,21 @@ export class SqliteInvocationLog implements InvocationLog {
 
   async query(q: InvocationQuery): Promise<InvocationEntry[]> {
     this.flushNow();
-    const limit = q.limit === undefined ? -1 : Math.max(0, Math.floor(q.limit));
-    const rows =
-      q.afterSeq === undefined && limit >= 0
-        ? this.sql.newest.all(q.namespace, q.function, limit)
-        : this.sql.after.all(q.namespace, q.function, q.afterSeq ?? 0, limit);
-    return rows.map((row) => ({ seq: Number(row["seq"]), record: JSON.parse(String(row["body"])) as InvocationRecord }));
+    const limit = q.limit === undefined ? Infinity : Math.max(0, Math.floor(q.limit));
+    if (limit === 0) return [];
+    // Older records may still sit in chunks awaiting pruning; they are out of retention already.
+    const visible = q.afterSeq === undefined ? Math.min(limit, this.retention) : this.retention;
+    const from = Math.max(this.newestStart(q.namespace, q.function, visible), (q.afterSeq ?? 0) + 1);
+    const out: InvocationEntry[] = [];
+    for (const row of this.sql.from.iterate(q.namespace, q.function, from)) {
+      const first = Number(row["first_seq"]);
+      const records = JSON.parse(String(row["body"])) as InvocationRecord[];
+      for (let i = Math.max(0, from - first); i < records.length && out.length < limit; i++) {
+        out.push({ seq: first + i, record: records[i] as InvocationRecord });
+      }
+      if (out.length >= limit) break;
+    }
+    return out;
   }
 
   subscribe(namespace: string, fn: string, listener: Listener): () => void {
@@ -179,14 +243,40 @@ export class SqliteInvocationLog implements InvocationLog {
     }
   }
 
-  /** Deletes all but the newest retentionPerFunction records of every function written since the last prune. */
+  /**
+   * Deletes, for every function written since the last prune, its oldest chunks while the
+   * newer ones still hold retentionPerFunction records; walks chunks, never records.
+   */
   prune(): void {
-    for (const key of this.touched) {
-      const [namespace = "", fn = ""] = key.split("\0");
-      this.sql.prune.run(namespace, fn, this.retention);
+    inTransaction(this.db, () => this.pruneTouched());
+  }
+
+  private pruneTouched(): void {
+    for (const { namespace, fn } of this.touched.values()) {
+      const start = this.newestStart(namespace, fn, this.retention);
+      if (start > 0) this.sql.prune.run(namespace, fn, start);
     }
     this.touched.clear();
     this.lastPrune = this.clock.now();
+  }
+
+  /** The seq of a function's `n`-th newest stored record, or 0 when it has fewer than `n`. */
+  private newestStart(namespace: string, fn: string, n: number): number {
+    let seen = 0;
+    for (const row of this.sql.newestFirst.iterate(namespace, fn)) {
+      const count = Number(row["count"]);
+      seen += count;
+      if (seen >= n) return Number(row["first_seq"]) + (seen - n);
+    }
+    return 0;
+  }
+
+  private storedLastSeq(): number {
+    return Number(this.sql.lastSeq.get()?.["last_seq"] ?? 0);
+  }
+
+  private touch(namespace: string, fn: string, key = functionKey(namespace, fn)): void {
+    if (!this.touched.has(key)) this.touched.set(key, { namespace, fn });
   }
 
   private flushInBackground(): void {
@@ -200,7 +290,7 @@ export class SqliteInvocationLog implements InvocationLog {
     }
   }
 
-  /** Writes every queued record in one transaction, then tells subscribers. */
+  /** Writes every queued record as one chunk per function in one transaction, then tells subscribers. */
   private flushNow(): void {
     this.cancelTimer?.();
     this.cancelTimer = undefined;
@@ -209,41 +299,73 @@ export class SqliteInvocationLog implements InvocationLog {
     if (this.closed || this.pending.length === 0) return;
     const batch = this.pending;
     this.pending = [];
-    let written: { key: string; entry: InvocationEntry }[];
+    const byFunction = groupByFunction(batch);
+    // Records beyond retention in one flush would be pruned at once: only the newest are written.
+    const bodies = byFunction.map(({ records }) => JSON.stringify(records.length > this.retention ? records.slice(-this.retention) : records));
+    const pruneDue = this.clock.now() - this.lastPrune >= this.pruneIntervalMs;
+    let firstSeq: number;
     try {
-      written = inTransaction(this.db, () =>
-        batch.map((record) => {
-          const { lastInsertRowid } = this.sql.insert.run(record.namespace, record.function, JSON.stringify(record));
-          return { key: functionKey(record.namespace, record.function), entry: { seq: Number(lastInsertRowid), record } };
-        }),
-      );
+      firstSeq = inTransaction(this.db, () => {
+        // Re-read under the write lock: another connection to this database may have written.
+        const first = Math.max(this.lastSeq, this.storedLastSeq()) + 1;
+        let next = first;
+        byFunction.forEach(({ namespace, fn, records }, i) => {
+          const last = next + records.length - 1;
+          const count = Math.min(records.length, this.retention);
+          this.sql.insert.run(last - count + 1, last, count, namespace, fn, bodies[i] ?? "[]");
+          next = last + 1;
+        });
+        if (pruneDue) {
+          for (const { namespace, fn } of byFunction) this.touch(namespace, fn);
+          this.pruneTouched();
+        }
+        return first;
+      });
     } catch (err) {
       // Keep the batch, in order, ahead of anything appended since; it is retried.
       this.pending = batch.concat(this.pending);
       throw err;
     }
-    const byFunction = new Map<string, InvocationEntry[]>();
-    for (const { key, entry } of written) {
-      this.touched.add(key);
-      if (!this.listeners.has(key)) continue;
-      let list = byFunction.get(key);
-      if (list === undefined) {
-        list = [];
-        byFunction.set(key, list);
-      }
-      list.push(entry);
-    }
-    for (const [key, entries] of byFunction) {
-      for (const listener of this.listeners.get(key) ?? []) {
-        try {
-          listener(entries);
-        } catch (err) {
-          this.onError(toKumoError(err));
+    this.lastSeq = firstSeq + batch.length - 1;
+    let seq = firstSeq;
+    for (const { namespace, fn, records } of byFunction) {
+      const key = functionKey(namespace, fn);
+      if (!pruneDue) this.touch(namespace, fn, key);
+      const listeners = this.listeners.get(key);
+      if (listeners !== undefined) {
+        const entries = records.map((record, i) => ({ seq: seq + i, record }));
+        for (const listener of listeners) {
+          try {
+            listener(entries);
+          } catch (err) {
+            this.onError(toKumoError(err));
+          }
         }
       }
+      seq += records.length;
     }
-    if (this.clock.now() - this.lastPrune >= this.pruneIntervalMs) this.prune();
   }
+}
+
+/** Splits a batch by function, keeping append order within each and first appearance between them. */
+function groupByFunction(batch: readonly InvocationRecord[]): FunctionBatch[] {
+  const groups: FunctionBatch[] = [];
+  const byNamespace = new Map<string, Map<string, FunctionBatch>>();
+  for (const record of batch) {
+    let fns = byNamespace.get(record.namespace);
+    if (fns === undefined) {
+      fns = new Map();
+      byNamespace.set(record.namespace, fns);
+    }
+    let group = fns.get(record.function);
+    if (group === undefined) {
+      group = { namespace: record.namespace, fn: record.function, records: [] };
+      fns.set(record.function, group);
+      groups.push(group);
+    }
+    group.records.push(record);
+  }
+  return groups;
 }
 
 function functionKey(namespace: string, fn: string): string {
