@@ -10,7 +10,8 @@ import { formatMs, json } from "./output.ts";
 
 /** One record: a header line, then its error and log lines indented. */
 export function formatRecord(r: InvocationRecord): string {
-  const head = [r.start, r.revision, r.outcome, String(r.status), formatMs(r.durationMs), ...(r.coldStart ? ["cold"] : []), r.id].join("  ");
+  const delivery = r.trigger !== undefined ? [`trigger=${r.trigger}`, ...(r.eventId !== undefined ? [`event=${r.eventId}`] : [])] : [];
+  const head = [r.start, r.revision, r.outcome, String(r.status), formatMs(r.durationMs), ...(r.coldStart ? ["cold"] : []), r.id, ...delivery].join("  ");
   let out = `${head}\n`;
   if (r.error !== undefined && r.error !== "") out += r.error.split("\n").map((l) => `    error: ${l}\n`).join("");
   for (const line of r.logs) {
@@ -26,7 +27,7 @@ export const logsCommand: Command = {
   summary: "Show a function's invocations and their log lines (-f to follow)",
   description:
     "Prints the newest invocation records of a function, oldest first: start time, revision, outcome, HTTP status, duration, " +
-    "\"cold\" when the invocation started an instance, and the invocation id, then the lines the function logged. " +
+    "\"cold\" when the invocation started an instance, the invocation id, and for event deliveries the trigger and event id, then the lines the function logged. " +
     "With --follow it keeps printing new records until Ctrl-C. With -o json the records are a JSON array of { seq, record }, or with --follow one such object per line.",
   args: [{ name: "fn", required: true }],
   flags: {

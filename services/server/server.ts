@@ -12,7 +12,7 @@ import { Collector, resolveFunctionScaling, type AutoscalerConfig } from "../aut
 import { buildFunction, unpackSource } from "../builder/index.ts";
 import { createEmbeddedBus, createKafkaBus, type EventBus } from "../bus/index.ts";
 import { Controller } from "../controller/index.ts";
-import { Dispatcher, createBusSink, createDispatcherMetrics, ensureEventTopics } from "../dispatcher/index.ts";
+import { Dispatcher, createBusSink, createDispatcherMetrics, ensureEventTopics, getDeadLetter, listDeadLetters, replayDeadLetter } from "../dispatcher/index.ts";
 import { createEventInvoker, createGateway, createGatewayMetrics, RouteTable, type RevisionTarget } from "../gateway/index.ts";
 import { systemClock, type InstanceBackend, type RuntimeKind } from "../model/index.ts";
 import { FileBlobStore, openDatabase, openInvocationLog, openSqliteStore } from "../store/index.ts";
@@ -201,6 +201,27 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
     maxSourceBytes: config.maxSourceBytes,
     signal: shutdown.signal,
     gatewayUrl: functionUrl,
+    serving: (ns, fn) => {
+      const out = [];
+      for (const t of routes.revisionTargets()) if (t.namespace === ns && t.function === fn) out.push(t.pool.stats());
+      return out;
+    },
+    deadLetters: {
+      // Letters of this namespace's triggers, plus providers' letters (undecodable source
+      // messages belong to no namespace, and an operator looking for lost events wants them).
+      async list(namespace, options) {
+        if (options.trigger !== undefined) return listDeadLetters(bus, { namespace, trigger: options.trigger, ...(options.limit !== undefined ? { limit: options.limit } : {}) });
+        const all = await listDeadLetters(bus, options.limit !== undefined ? { limit: options.limit } : {});
+        return all.filter((e) => e.letter.trigger === undefined || e.letter.trigger.namespace === namespace);
+      },
+      async replay(namespace, which) {
+        const entries = Array.isArray(which)
+          ? await Promise.all(which.map((id) => getDeadLetter(bus, id)))
+          : (await listDeadLetters(bus, { namespace, limit: Number.MAX_SAFE_INTEGER, ...(which.trigger !== undefined ? { trigger: which.trigger } : {}) })).filter((e) => e.letter.event !== undefined);
+        for (const e of entries) await replayDeadLetter(bus, e);
+        return { replayed: entries.length };
+      },
+    },
     ready: () => {
       const checks: Record<string, { ok: boolean; message: string }> = {
         server: { ok: state === "ready", message: state },
