@@ -7,6 +7,7 @@ import type { Outcome } from "../model/index.ts";
 
 const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 const COLD_START_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+const QUEUE_WAIT_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 const OUTCOMES: readonly Outcome[] = ["success", "function_error", "timeout", "platform_error"];
 
 /** A histogram kept as plain numbers. */
@@ -38,10 +39,14 @@ export class RevisionMetrics {
   readonly outcomes: Record<Outcome, number> = { success: 0, function_error: 0, timeout: 0, platform_error: 0 };
   readonly duration = new PlainHistogram(DURATION_BUCKETS);
   readonly coldStartDuration = new PlainHistogram(COLD_START_BUCKETS);
+  readonly queueWait = new PlainHistogram(QUEUE_WAIT_BUCKETS);
+  readonly rejected = { queue_full: 0, queue_timeout: 0 };
   coldStarts = 0;
   instances = 0;
   /** Read at scrape time: requests in flight right now. */
   inflight: () => number = () => 0;
+  /** Read at scrape time: requests waiting for a free instance right now. */
+  queued: () => number = () => 0;
   private readonly onRemove: () => void;
 
   constructor(labels: { namespace: string; function: string; revision: string }, onRemove: () => void) {
@@ -120,6 +125,27 @@ export function createGatewayMetrics(registry: Registry): GatewayMetrics {
       for (const m of live) this.set(m.labels, m.inflight());
     },
   });
+  new Gauge({
+    name: "kumo_queued_requests",
+    help: "Requests waiting for a free instance per revision.",
+    labelNames,
+    registers,
+    collect() {
+      this.reset();
+      for (const m of live) this.set(m.labels, m.queued());
+    },
+  });
+  new Counter({
+    name: "kumo_queue_rejected_total",
+    help: "Requests turned away by a revision's queue: queue_full (503) or queue_timeout (504).",
+    labelNames: [...labelNames, "reason"],
+    registers,
+    collect() {
+      this.reset();
+      for (const m of live) for (const reason of ["queue_full", "queue_timeout"] as const) if (m.rejected[reason] > 0) this.inc({ ...m.labels, reason }, m.rejected[reason]);
+    },
+  });
+  new DurationHistogram(registry, "kumo_queue_wait_seconds", "How long queued requests waited for a free instance.", QUEUE_WAIT_BUCKETS, live, (m) => m.queueWait);
   new DurationHistogram(registry, "kumo_invocation_duration_seconds", "Invocation duration, from routing to the end of the handler.", DURATION_BUCKETS, live, (m) => m.duration);
   new DurationHistogram(registry, "kumo_cold_start_duration_seconds", "Time to start an instance, from request to ready.", COLD_START_BUCKETS, live, (m) => m.coldStartDuration);
   return {

@@ -75,12 +75,14 @@ describe("RevisionPool", () => {
 
   it("answers 503 when the queue is full and 504 when a request waits past its deadline", async () => {
     const f = fakeBackend();
-    const pool = new RevisionPool(spec, f.backend, options({ concurrency: 1, maxInstances: 1, queueLimit: 1, queueTimeoutMs: 30 }), systemClock);
+    const rejected: string[] = [];
+    const pool = new RevisionPool(spec, f.backend, options({ concurrency: 1, maxInstances: 1, queueLimit: 1, queueTimeoutMs: 30 }), systemClock, { onRejected: (r) => rejected.push(r) });
     const running = pool.invoke(req(1));
     await tick();
     const waiting = pool.invoke(req(2));
     await expect(pool.invoke(req(3))).rejects.toMatchObject({ code: "KUMO_E_QUEUE_FULL", status: 503 });
     await expect(waiting).rejects.toMatchObject({ code: "KUMO_E_QUEUE_TIMEOUT", status: 504 });
+    expect(rejected).toEqual(["queue_full", "queue_timeout"]);
     f.answerAll();
     await running;
   });

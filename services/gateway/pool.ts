@@ -26,6 +26,7 @@ interface Member {
 }
 
 interface Waiter {
+  since: number;
   resolve: (m: Member) => void;
   reject: (e: KumoError) => void;
   cancelTimer: () => void;
@@ -51,6 +52,10 @@ export interface PoolInvocation {
 /** Hooks the pool calls, for metrics and status. */
 export interface PoolEvents {
   onColdStart?(durationMs: number): void;
+  /** A queued request got a slot after waiting this long. */
+  onQueueWait?(waitMs: number): void;
+  /** A request was turned away: the queue was full, or it waited past its deadline. */
+  onRejected?(reason: "queue_full" | "queue_timeout"): void;
   onStartFailed?(error: KumoError): void;
   onInstancesChanged?(count: number): void;
 }
@@ -189,6 +194,7 @@ export class RevisionPool {
 
   private waitForSlot(deadline: number): Promise<Member> {
     if (this.queue.length >= this.options.queueLimit) {
+      this.events.onRejected?.("queue_full");
       return Promise.reject(
         new KumoError("KUMO_E_QUEUE_FULL", `revision ${this.revision}: all ${this.members.length} instance(s) are at their concurrency limit of ${this.options.concurrency} and ${this.queue.length} requests are already waiting: retry later, or raise --concurrency / --max-scale`),
       );
@@ -201,12 +207,14 @@ export class RevisionPool {
     return new Promise<Member>((resolve, reject) => {
       const wait = Math.max(0, Math.min(this.options.queueTimeoutMs, deadline - this.clock.now()));
       const waiter: Waiter = {
+        since: this.clock.now(),
         resolve,
         reject,
         cancelTimer: this.clock.setTimer(() => {
           const i = this.queue.indexOf(waiter);
           this.noteDemand();
           if (i >= 0) this.queue.splice(i, 1);
+          this.events.onRejected?.("queue_timeout");
           reject(new KumoError("KUMO_E_QUEUE_TIMEOUT", `revision ${this.revision}: no instance had a free slot within ${wait} ms: retry later, or raise --concurrency / --max-scale`));
         }, wait),
       };
@@ -254,6 +262,7 @@ export class RevisionPool {
         this.noteDemand();
         const w = this.queue.shift()!;
         w.cancelTimer();
+        this.events.onQueueWait?.(this.clock.now() - w.since);
         member.inflight++;
         this.inflightTotal++;
         w.resolve(member);

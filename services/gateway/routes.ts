@@ -249,10 +249,13 @@ export class RouteTable {
     };
     const pool = new RevisionPool(spec, backend, options, this.clock, {
       onColdStart: (ms) => metrics.coldStart(ms / 1000),
+      onQueueWait: (ms) => metrics.queueWait.observe(ms / 1000),
+      onRejected: (reason) => metrics.rejected[reason]++,
       onInstancesChanged: (n) => (metrics.instances = n),
       onStartFailed: (err) => console.error(`gateway: revision ${namespace}/${name} failed to start: ${err.message}`),
     });
     metrics.inflight = () => pool.inflight;
+    metrics.queued = () => pool.stats().queued;
     return { namespace, function: fn, revision: name, timeoutMs: rev.spec.limits.timeoutMs, scale: rev.spec.scale, pool, metrics };
   }
 
