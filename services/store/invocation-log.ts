@@ -50,37 +50,42 @@ const logMigrations: readonly Migration[] = [
 /**
  * Version 2: one row per (function, flush) instead of per record. A chunk's records have the
  * consecutive sequence numbers first_seq..last_seq (count = last_seq - first_seq + 1), so the
- * seq of body[i] is first_seq + i. Chunks never overlap, so first_seq is the row id. The index
- * carries count so retention and paging walk it without reading bodies.
+ * seq of body[i] is first_seq + i; chunks never overlap, so first_seq is the row id. `ordinal`
+ * is how many records of the function were stored before the chunk, so "the newest N" is one
+ * index seek (the chunk holding ordinal total - N), not a walk over chunks.
  */
 function migrateToChunks(db: DatabaseSync): void {
   db.exec(`CREATE TABLE invocation_chunks (
      first_seq INTEGER PRIMARY KEY,
      last_seq INTEGER NOT NULL,
      count INTEGER NOT NULL,
+     ordinal INTEGER NOT NULL,
      namespace TEXT NOT NULL,
      function TEXT NOT NULL,
      body TEXT NOT NULL
    );
-   CREATE INDEX invocation_chunks_by_function ON invocation_chunks (namespace, function, last_seq, count);`);
+   CREATE INDEX invocation_chunks_by_seq ON invocation_chunks (namespace, function, last_seq);
+   CREATE UNIQUE INDEX invocation_chunks_by_ordinal ON invocation_chunks (namespace, function, ordinal);`);
   // Records of the previous layout move over (runs of consecutive seqs become one chunk), so
   // they stay readable and a `kumo logs --follow` cursor stays valid across the upgrade.
-  const insert = db.prepare("INSERT INTO invocation_chunks (first_seq, last_seq, count, namespace, function, body) VALUES (?, ?, ?, ?, ?, ?)");
-  let run: { namespace: string; fn: string; first: number; last: number; bodies: string[] } | undefined;
+  const insert = db.prepare("INSERT INTO invocation_chunks (first_seq, last_seq, count, ordinal, namespace, function, body) VALUES (?, ?, ?, ?, ?, ?, ?)");
+  let run: { namespace: string; fn: string; first: number; last: number; ordinal: number; bodies: string[] } | undefined;
   const write = (): void => {
-    if (run !== undefined) insert.run(run.first, run.last, run.bodies.length, run.namespace, run.fn, `[${run.bodies.join(",")}]`);
+    if (run !== undefined) insert.run(run.first, run.last, run.bodies.length, run.ordinal, run.namespace, run.fn, `[${run.bodies.join(",")}]`);
   };
   for (const row of db.prepare("SELECT seq, namespace, function, body FROM invocations ORDER BY namespace, function, seq").iterate()) {
     const seq = Number(row["seq"]);
     const namespace = String(row["namespace"]);
     const fn = String(row["function"]);
     const body = String(row["body"]);
-    if (run !== undefined && run.namespace === namespace && run.fn === fn && run.last === seq - 1) {
+    const sameFunction = run !== undefined && run.namespace === namespace && run.fn === fn;
+    if (run !== undefined && sameFunction && run.last === seq - 1) {
       run.last = seq;
       run.bodies.push(body);
     } else {
+      const ordinal = run !== undefined && sameFunction ? run.ordinal + run.bodies.length : 0;
       write();
-      run = { namespace, fn, first: seq, last: seq, bodies: [body] };
+      run = { namespace, fn, first: seq, last: seq, ordinal, bodies: [body] };
     }
   }
   write();
@@ -129,7 +134,8 @@ export class SqliteInvocationLog implements InvocationLog {
   private readonly sql: {
     insert: StatementSync;
     lastSeq: StatementSync;
-    newestFirst: StatementSync;
+    nextOrdinal: StatementSync;
+    chunkAt: StatementSync;
     from: StatementSync;
     prune: StatementSync;
     functions: StatementSync;
@@ -148,12 +154,13 @@ export class SqliteInvocationLog implements InvocationLog {
     migrate(this.db, "invocations", logMigrations);
     const db = this.db;
     this.sql = {
-      insert: db.prepare("INSERT INTO invocation_chunks (first_seq, last_seq, count, namespace, function, body) VALUES (?, ?, ?, ?, ?, ?)"),
+      insert: db.prepare("INSERT INTO invocation_chunks (first_seq, last_seq, count, ordinal, namespace, function, body) VALUES (?, ?, ?, ?, ?, ?, ?)"),
       // Chunks never overlap, so the one with the highest first_seq holds the highest seq.
       lastSeq: db.prepare("SELECT last_seq FROM invocation_chunks ORDER BY first_seq DESC LIMIT 1"),
-      newestFirst: db.prepare("SELECT first_seq, count FROM invocation_chunks WHERE namespace = ? AND function = ? ORDER BY last_seq DESC"),
+      nextOrdinal: db.prepare("SELECT ordinal + count AS next FROM invocation_chunks WHERE namespace = ? AND function = ? ORDER BY ordinal DESC LIMIT 1"),
+      chunkAt: db.prepare("SELECT first_seq, ordinal FROM invocation_chunks WHERE namespace = ? AND function = ? AND ordinal <= ? ORDER BY ordinal DESC LIMIT 1"),
       from: db.prepare("SELECT first_seq, body FROM invocation_chunks WHERE namespace = ? AND function = ? AND last_seq >= ? ORDER BY last_seq"),
-      prune: db.prepare("DELETE FROM invocation_chunks WHERE namespace = ? AND function = ? AND last_seq < ?"),
+      prune: db.prepare("DELETE FROM invocation_chunks WHERE namespace = ? AND function = ? AND ordinal < ?"),
       functions: db.prepare("SELECT DISTINCT namespace, function FROM invocation_chunks"),
     };
     this.lastSeq = this.storedLastSeq();
@@ -194,7 +201,7 @@ export class SqliteInvocationLog implements InvocationLog {
     if (limit === 0) return [];
     // Older records may still sit in chunks awaiting pruning; they are out of retention already.
     const visible = q.afterSeq === undefined ? Math.min(limit, this.retention) : this.retention;
-    const from = Math.max(this.newestStart(q.namespace, q.function, visible), (q.afterSeq ?? 0) + 1);
+    const from = Math.max(this.newestStart(q.namespace, q.function, visible)?.seq ?? 0, (q.afterSeq ?? 0) + 1);
     const out: InvocationEntry[] = [];
     for (const row of this.sql.from.iterate(q.namespace, q.function, from)) {
       const first = Number(row["first_seq"]);
@@ -245,7 +252,7 @@ export class SqliteInvocationLog implements InvocationLog {
 
   /**
    * Deletes, for every function written since the last prune, its oldest chunks while the
-   * newer ones still hold retentionPerFunction records; walks chunks, never records.
+   * newer ones still hold retentionPerFunction records; index seeks, never a walk over records.
    */
   prune(): void {
     inTransaction(this.db, () => this.pruneTouched());
@@ -254,21 +261,27 @@ export class SqliteInvocationLog implements InvocationLog {
   private pruneTouched(): void {
     for (const { namespace, fn } of this.touched.values()) {
       const start = this.newestStart(namespace, fn, this.retention);
-      if (start > 0) this.sql.prune.run(namespace, fn, start);
+      if (start !== undefined) this.sql.prune.run(namespace, fn, start.chunkOrdinal);
     }
     this.touched.clear();
     this.lastPrune = this.clock.now();
   }
 
-  /** The seq of a function's `n`-th newest stored record, or 0 when it has fewer than `n`. */
-  private newestStart(namespace: string, fn: string, n: number): number {
-    let seen = 0;
-    for (const row of this.sql.newestFirst.iterate(namespace, fn)) {
-      const count = Number(row["count"]);
-      seen += count;
-      if (seen >= n) return Number(row["first_seq"]) + (seen - n);
-    }
-    return 0;
+  /** A function's `n`-th newest stored record (its seq, and its chunk's ordinal), if it has `n`. */
+  private newestStart(namespace: string, fn: string, n: number): { seq: number; chunkOrdinal: number } | undefined {
+    const ordinal = this.nextOrdinal(namespace, fn) - n;
+    if (ordinal < 0) return undefined;
+    // Ordinals of a function's chunks are contiguous, so the chunk at or before it holds it,
+    // unless that part was pruned already (fewer than n stored).
+    const row = this.sql.chunkAt.get(namespace, fn, ordinal);
+    if (row === undefined) return undefined;
+    const chunkOrdinal = Number(row["ordinal"]);
+    return { seq: Number(row["first_seq"]) + (ordinal - chunkOrdinal), chunkOrdinal };
+  }
+
+  /** How many records of a function have ever been stored (the ordinal its next chunk gets). */
+  private nextOrdinal(namespace: string, fn: string): number {
+    return Number(this.sql.nextOrdinal.get(namespace, fn)?.["next"] ?? 0);
   }
 
   private storedLastSeq(): number {
@@ -312,7 +325,7 @@ export class SqliteInvocationLog implements InvocationLog {
         byFunction.forEach(({ namespace, fn, records }, i) => {
           const last = next + records.length - 1;
           const count = Math.min(records.length, this.retention);
-          this.sql.insert.run(last - count + 1, last, count, namespace, fn, bodies[i] ?? "[]");
+          this.sql.insert.run(last - count + 1, last, count, this.nextOrdinal(namespace, fn), namespace, fn, bodies[i] ?? "[]");
           next = last + 1;
         });
         if (pruneDue) {

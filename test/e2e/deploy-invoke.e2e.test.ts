@@ -57,6 +57,27 @@ describe("deploy → invoke → logs → redeploy → delete", () => {
     expect(await res.json()).toEqual({ method: "PUT", path: "/a/b", q: { x: "1" }, body: { n: 1 } });
   });
 
+  it("deploys examples/with-deps, bundling its npm dependency from node_modules", async () => {
+    const { execFile } = await import("node:child_process");
+    const dir = await tempDir("kumo-with-deps-");
+    await cp(join(repoRoot, "examples/with-deps"), dir, { recursive: true });
+    // What the example's README says to do first (from npm's cache when it has the package).
+    await new Promise<void>((resolveInstall, reject) =>
+      execFile("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error"], { cwd: dir }, (err, _out, stderr) => (err === null ? resolveInstall() : reject(new Error(`npm install failed: ${stderr}`)))),
+    );
+    const r = await runKumo(["deploy", dir, "--name", "with-deps"], env);
+    expect(r.code, r.stderr).toBe(0);
+    const res = await fetch(`${server.url}/default/with-deps?in=90m`);
+    expect(await res.json()).toEqual({ input: "90m", ms: 5_400_000, human: "2 hours" });
+  }, 120_000);
+
+  it("refuses a request body over the gateway's limit with 413, and keeps serving", async () => {
+    const res = await fetch(`${server.url}/default/echo`, { method: "POST", body: "x".repeat(7 * 1024 * 1024) });
+    expect(res.status).toBe(413);
+    expect(((await res.json()) as { error: { code: string; message: string } }).error).toMatchObject({ code: "KUMO_E_BODY_TOO_LARGE", message: expect.stringContaining("KUMO_GATEWAY_MAX_BODY_BYTES") });
+    expect((await fetch(`${server.url}/default/hello?name=after`)).status).toBe(200);
+  });
+
   it("`kumo logs` prints the invocation records with the function's log lines", async () => {
     const r = await runKumo(["logs", "hello"], env);
     expect(r.code).toBe(0);
