@@ -4,7 +4,7 @@
 // event invoker, isolate backend, controller and builder), so times are taken without HTTP noise.
 // Prints a markdown table; writes bench/results/events.json.
 //
-//   node_modules/.bin/node --no-node-snapshot bench/events.ts [--events 20000] [--batch 100] [--concurrency 50] [--latency 2000] [--rate 1000] [--dispatch thread|auto|inline]
+//   node_modules/.bin/node --no-node-snapshot bench/events.ts [--events 50000] [--batch 100] [--concurrency 50] [--latency 2000] [--rate 1000] [--dispatch thread|auto|inline]
 
 import { randomUUID } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -24,7 +24,7 @@ import { machine, percentile, saveResult } from "./lib.ts";
 
 const { values } = parseArgs({
   options: {
-    events: { type: "string", default: "20000" },
+    events: { type: "string", default: "50000" },
     batch: { type: "string", default: "100" },
     concurrency: { type: "string", default: "50" },
     latency: { type: "string", default: "2000" },

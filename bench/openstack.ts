@@ -42,7 +42,7 @@ const queue = `kumo-bench-${run}`;
 
 const HANDLER = `// Reports each event's id to the benchmark's witness server (fetch is bridged to the host).
 export default async (event, ctx) => {
-  const res = await fetch(ctx.env.WITNESS_URL, { method: "POST", body: event.id });
+  const res = await fetch(ctx.env.WITNESS_URL, { method: "POST", body: event.id + " " + Date.now() });
   if (!res.ok) throw new Error("witness answered " + res.status);
   await res.text();
 };
@@ -82,6 +82,9 @@ for (const sig of ["SIGINT", "SIGTERM"] as const) {
 /** When each message was published and when the function reported it, by message_id. */
 const published = new Map<string, number>();
 const arrived = new Map<string, number>();
+/** Epoch ms of each publish and of each handler start (Date.now() in the isolate: same clock, ms resolution). */
+const publishedEpoch = new Map<string, number>();
+const handlerEpoch = new Map<string, number>();
 let duplicates = 0;
 /** Arrivals of measured (not warm-up) messages. */
 let measuredArrivals = 0;
@@ -108,11 +111,13 @@ async function untilArrived(ids: () => number, want: number, limitMs: number): P
 try {
   // The witness: one POST per invocation, body = the event id.
   witness = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
-    let id = "";
+    let body = "";
     req.setEncoding("utf8");
-    req.on("data", (d: string) => (id += d));
+    req.on("data", (d: string) => (body += d));
     req.on("end", () => {
       const now = performance.now();
+      const [id = "", started = ""] = body.split(" ");
+      handlerEpoch.set(id, Number(started));
       if (arrived.has(id)) duplicates++;
       else {
         arrived.set(id, now);
@@ -192,7 +197,10 @@ try {
       }
       const id = randomUUID();
       const body = message(id);
-      if (record) published.set(id, performance.now());
+      if (record) {
+        published.set(id, performance.now());
+        publishedEpoch.set(id, Date.now());
+      }
       if (!channel.publish(exchange, wire.routing_key, body, { ...properties, messageId: id })) {
         await new Promise<void>((r) => channel.once("drain", () => r()));
       }
@@ -207,6 +215,8 @@ try {
     publishPerSecond: number;
     deliveredPerSecond: number;
     latencyMs: { p50: number; p90: number; p99: number; max: number };
+    /** Publish → the handler starting (epoch ms on both sides), the part before the function's own fetch. */
+    toHandlerMs: { p50: number; p99: number };
     lost: number;
     duplicates: number;
     complete: boolean;
@@ -214,6 +224,8 @@ try {
   const measure = async (name: string, count: number, rate?: number): Promise<RunResult> => {
     published.clear();
     arrived.clear();
+    publishedEpoch.clear();
+    handlerEpoch.clear();
     measuredArrivals = 0;
     duplicates = 0;
     const t0 = performance.now();
@@ -221,11 +233,13 @@ try {
     const confirmedAt = performance.now();
     const complete = await untilArrived(() => measuredArrivals, count, timeoutMs);
     const lat: number[] = [];
+    const toHandler: number[] = [];
     let last = 0;
     for (const [id, at] of arrived) {
       const sent = published.get(id);
       if (sent === undefined) continue; // a late message of an earlier run
       lat.push(at - sent);
+      toHandler.push(handlerEpoch.get(id)! - publishedEpoch.get(id)!);
       if (at > last) last = at;
     }
     return {
@@ -234,6 +248,7 @@ try {
       publishPerSecond: count / ((confirmedAt - t0) / 1000),
       deliveredPerSecond: lat.length / ((last - t0) / 1000),
       latencyMs: { p50: percentile(lat, 50), p90: percentile(lat, 90), p99: percentile(lat, 99), max: Math.max(...lat) },
+      toHandlerMs: { p50: percentile(toHandler, 50), p99: percentile(toHandler, 99) },
       lost: count - lat.length,
       duplicates,
       complete,
@@ -257,11 +272,11 @@ try {
 
   const f = (v: number) => v.toFixed(1);
   console.log(`\n## OpenStack notifications → function (${machine()}; RabbitMQ at ${new URL(AMQP_URL).host}, prefetch ${values.prefetch}, trigger concurrency ${values["delivery-concurrency"]})\n`);
-  console.log("| run | notifications | published/s (confirmed) | delivered/s (first publish → last invoke) | p50 ms | p90 ms | p99 ms | max ms | lost | duplicates |");
-  console.log("|---|---|---|---|---|---|---|---|---|---|");
+  console.log("| run | notifications | published/s (confirmed) | delivered/s (first publish → last invoke) | p50 ms | p90 ms | p99 ms | max ms | to handler start p50 / p99 ms | lost | duplicates |");
+  console.log("|---|---|---|---|---|---|---|---|---|---|---|");
   for (const r of runs) {
     const l = r.latencyMs;
-    console.log(`| ${r.name} | ${r.count} | ${f(r.publishPerSecond)} | ${f(r.deliveredPerSecond)} | ${f(l.p50)} | ${f(l.p90)} | ${f(l.p99)} | ${f(l.max)} | ${r.lost}${r.complete ? "" : " (timed out)"} | ${r.duplicates} |`);
+    console.log(`| ${r.name} | ${r.count} | ${f(r.publishPerSecond)} | ${f(r.deliveredPerSecond)} | ${f(l.p50)} | ${f(l.p90)} | ${f(l.p99)} | ${f(l.max)} | ${r.toHandlerMs.p50} / ${r.toHandlerMs.p99} | ${r.lost}${r.complete ? "" : " (timed out)"} | ${r.duplicates} |`);
   }
   console.log(
     `\naims: >= 2000 delivered/s with none lost (burst), p50 < 20 ms (paced). ` +

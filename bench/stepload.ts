@@ -237,10 +237,11 @@ try {
   const svg = lineChart({
     title: `Step load ${low} → ${high} → ${low} in-flight requests (${values["sleep-ms"]} ms handler, concurrency ${values.concurrency}/instance)`,
     xLabel: "time (s)",
-    leftLabel: "connections / instances",
+    leftLabel: "instances",
     rightLabel: "p99 latency (ms)",
     series: [
-      { name: "connections", points: rows.map((r) => [r.t, r.connections] as const), step: true, color: "#888", dashed: true },
+      // Connections in instance units, so the line shows how many instances the load needs.
+      { name: `connections ÷ ${values.concurrency}`, points: rows.map((r) => [r.t, r.connections / Number(values.concurrency)] as const), step: true, color: "#888", dashed: true },
       { name: "instances", points: rows.map((r) => [r.t, r.instances] as const), step: true, color: "#1f77b4" },
       { name: "desired", points: rows.map((r) => [r.t, r.desired] as const), step: true, color: "#2ca02c", dashed: true },
       { name: "p99 ms", points: rows.map((r) => [r.t, r.p99] as const), axis: "right", color: "#d62728" },

@@ -24,9 +24,13 @@ export interface InvocationLogOptions {
   retentionPerFunction?: number;
   /** Longest a record waits in memory before it is written, ms (default 100). */
   flushIntervalMs?: number;
-  /** Queued records that trigger a write without waiting for the interval (default 2000). */
+  /**
+   * Queued records that trigger a write without waiting for the interval (default 10,000). Large
+   * on purpose: a flush writes at most retentionPerFunction records per function, however many
+   * are queued, so bigger batches under load mean less written.
+   */
   batchSize?: number;
-  /** How often functions with new records have their old chunks pruned, ms (default 1000). */
+  /** How often functions with new records have their old chunks pruned, ms (default 0: at every write). */
   pruneIntervalMs?: number;
   /** Queued records kept while writes fail; beyond it the oldest are dropped (default 100,000). */
   maxPending?: number;
@@ -146,8 +150,8 @@ export class SqliteInvocationLog implements InvocationLog {
     this.ownsDatabase = options.ownsDatabase ?? false;
     this.retention = Math.max(1, Math.floor(options.retentionPerFunction ?? 1000));
     this.flushIntervalMs = options.flushIntervalMs ?? 100;
-    this.batchSize = Math.max(1, options.batchSize ?? 2000);
-    this.pruneIntervalMs = options.pruneIntervalMs ?? 1000;
+    this.batchSize = Math.max(1, options.batchSize ?? 10_000);
+    this.pruneIntervalMs = options.pruneIntervalMs ?? 0;
     this.maxPending = Math.max(this.batchSize, options.maxPending ?? 100_000);
     this.clock = options.clock ?? systemClock;
     this.onError = options.onError ?? ((err) => console.error(`kumo: invocation log: ${err.message}`));
@@ -288,7 +292,8 @@ export class SqliteInvocationLog implements InvocationLog {
     return Number(this.sql.lastSeq.get()?.["last_seq"] ?? 0);
   }
 
-  private touch(namespace: string, fn: string, key = functionKey(namespace, fn)): void {
+  private touch(namespace: string, fn: string): void {
+    const key = functionKey(namespace, fn);
     if (!this.touched.has(key)) this.touched.set(key, { namespace, fn });
   }
 
@@ -313,25 +318,25 @@ export class SqliteInvocationLog implements InvocationLog {
     const batch = this.pending;
     this.pending = [];
     const byFunction = groupByFunction(batch);
-    // Records beyond retention in one flush would be pruned at once: only the newest are written.
-    const bodies = byFunction.map(({ records }) => JSON.stringify(records.length > this.retention ? records.slice(-this.retention) : records));
-    const pruneDue = this.clock.now() - this.lastPrune >= this.pruneIntervalMs;
+    // Serialized before taking the write lock. Records beyond retention in one flush would be
+    // pruned at once, so only the newest are written.
+    const chunks = byFunction.map(({ namespace, fn, records }) => {
+      this.touch(namespace, fn);
+      const kept = records.length > this.retention ? records.slice(-this.retention) : records;
+      return { namespace, fn, total: records.length, count: kept.length, body: JSON.stringify(kept) };
+    });
     let firstSeq: number;
     try {
       firstSeq = inTransaction(this.db, () => {
         // Re-read under the write lock: another connection to this database may have written.
         const first = Math.max(this.lastSeq, this.storedLastSeq()) + 1;
         let next = first;
-        byFunction.forEach(({ namespace, fn, records }, i) => {
-          const last = next + records.length - 1;
-          const count = Math.min(records.length, this.retention);
-          this.sql.insert.run(last - count + 1, last, count, this.nextOrdinal(namespace, fn), namespace, fn, bodies[i] ?? "[]");
+        for (const { namespace, fn, total, count, body } of chunks) {
+          const last = next + total - 1;
+          this.sql.insert.run(last - count + 1, last, count, this.nextOrdinal(namespace, fn), namespace, fn, body);
           next = last + 1;
-        });
-        if (pruneDue) {
-          for (const { namespace, fn } of byFunction) this.touch(namespace, fn);
-          this.pruneTouched();
         }
+        if (this.clock.now() - this.lastPrune >= this.pruneIntervalMs) this.pruneTouched();
         return first;
       });
     } catch (err) {
@@ -342,9 +347,7 @@ export class SqliteInvocationLog implements InvocationLog {
     this.lastSeq = firstSeq + batch.length - 1;
     let seq = firstSeq;
     for (const { namespace, fn, records } of byFunction) {
-      const key = functionKey(namespace, fn);
-      if (!pruneDue) this.touch(namespace, fn, key);
-      const listeners = this.listeners.get(key);
+      const listeners = this.listeners.get(functionKey(namespace, fn));
       if (listeners !== undefined) {
         const entries = records.map((record, i) => ({ seq: seq + i, record }));
         for (const listener of listeners) {

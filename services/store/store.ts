@@ -62,7 +62,7 @@ export interface InvocationEntry {
 
 /** Where invocation records go: appended in batches off the hot path, read by `kumo logs`. */
 export interface InvocationLog {
-  /** Queues a record; it is written within a few ms (never blocks the caller). */
+  /** Queues a record; it is written within about 100 ms, in batches (never blocks the caller). */
   append(record: InvocationRecord): void;
   /** Records oldest-first, each with its sequence number. */
   query(q: InvocationQuery): Promise<InvocationEntry[]>;
