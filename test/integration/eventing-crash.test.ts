@@ -217,7 +217,9 @@ async function crashAndRecover(bus: string, env: Record<string, string>, restart
   const atKill = witness.seen.size;
   expect(atKill, "the kill should land while events are still being delivered").toBeLessThan(EVENTS);
 
+  const restartedAt = Date.now();
   server = await startKumo(dataDir, env, restartWithinMs);
+  const restartMs = Date.now() - restartedAt;
   const everything = witness.whenDistinct(EVENTS);
   const deadline = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), restartWithinMs + 30_000).unref());
   await Promise.race([everything, deadline]);
@@ -226,7 +228,7 @@ async function crashAndRecover(bus: string, env: Record<string, string>, restart
   expect(lost, `events never delivered after the restart (server output:\n${server.output().slice(-3000)})`).toEqual([]);
   const deliveries = [...witness.seen.values()].reduce((a, b) => a + b, 0);
   const duplicates = deliveries - EVENTS;
-  console.log(`[${bus}] ${EVENTS} events published, ${atKill} delivered before SIGKILL, ${deliveries} deliveries in all: ${duplicates} duplicate(s), 0 lost`);
+  console.log(`[${bus}] ${EVENTS} events published, ${atKill} delivered before SIGKILL, ${deliveries} deliveries in all: ${duplicates} duplicate(s), 0 lost; the restarted server was ready after ${restartMs} ms`);
   expect([...witness.seen.keys()].filter((id) => !ids.includes(id))).toEqual([]);
   await server.stop();
 }
