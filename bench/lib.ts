@@ -2,7 +2,7 @@
 // reading its numbers. Benchmarks print markdown tables and write JSON under bench/results/.
 
 import { spawn, execFile, type ChildProcess } from "node:child_process";
-import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -35,7 +35,12 @@ export function startChild(cmd: string, args: string[], pattern: RegExp, toUrl: 
           proc,
           stop: () =>
             new Promise<void>((r) => {
-              proc.once("exit", () => r());
+              if (proc.exitCode !== null || proc.signalCode !== null) return r();
+              const kill = setTimeout(() => proc.kill("SIGKILL"), 15_000);
+              proc.once("exit", () => {
+                clearTimeout(kill);
+                r();
+              });
               proc.kill("SIGTERM");
             }),
         });
@@ -50,7 +55,9 @@ export function startChild(cmd: string, args: string[], pattern: RegExp, toUrl: 
 /** Starts `kumo server` on a free port with a fresh data dir. */
 export async function startKumo(env: Record<string, string> = {}): Promise<Child> {
   const dataDir = await mkdtemp(join(tmpdir(), "kumo-bench-"));
-  return startChild(join(repoRoot, "bin/kumo"), ["server", "--port", "0", "--data-dir", dataDir], /(http:\/\/127\.0\.0\.1:\d+)/, (u) => u, env);
+  const child = await startChild(join(repoRoot, "bin/kumo"), ["server", "--port", "0", "--data-dir", dataDir], /(http:\/\/127\.0\.0\.1:\d+)/, (u) => u, env);
+  const stop = child.stop;
+  return { ...child, stop: async () => (await stop(), await rm(dataDir, { recursive: true, force: true })) };
 }
 
 /** Starts the raw node:http hello server. */

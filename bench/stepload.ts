@@ -52,12 +52,23 @@ export default async () => {
 `;
 
 // Everything to undo, whatever happens.
+const STOP_GRACE_MS = 15_000;
 let server: Child | undefined;
 const tempDirs: string[] = [];
+/** The load generator while it runs; stopped first, so the server can drain. */
+let activeLoad: { set(connections: number): void; close(): void } | undefined;
 async function cleanup(): Promise<void> {
+  activeLoad?.set(0);
+  activeLoad?.close();
+  activeLoad = undefined;
   const s = server;
   server = undefined;
-  if (s !== undefined && s.proc.exitCode === null && s.proc.signalCode === null) await s.stop();
+  if (s !== undefined && s.proc.exitCode === null && s.proc.signalCode === null) {
+    // SIGTERM drains; a server that has not exited after the grace is killed so the run still ends.
+    const killer = setTimeout(() => s.proc.kill("SIGKILL"), STOP_GRACE_MS);
+    await s.stop();
+    clearTimeout(killer);
+  }
   for (const d of tempDirs.splice(0)) await rm(d, { recursive: true, force: true });
 }
 for (const sig of ["SIGINT", "SIGTERM"] as const) {
@@ -169,6 +180,7 @@ try {
   const seconds: Second[] = [];
   const t0 = performance.now();
   const load = new ClosedLoop(new URL(`${base}/default/${FN}`), t0);
+  activeLoad = load;
   const metricsAgent = new Agent({ keepAlive: true, maxSockets: 1 });
   let scraping = false;
   const scrape = async (t: number): Promise<void> => {
@@ -205,6 +217,7 @@ try {
   } finally {
     clearInterval(ticker);
     load.close();
+    activeLoad = undefined;
     metricsAgent.destroy();
   }
 

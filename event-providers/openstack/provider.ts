@@ -175,6 +175,8 @@ export class OpenStackProvider implements EventProvider {
     const { tls } = this.config;
     return {
       timeout: 10_000,
+      // As py-amqp (oslo.messaging) does: without it, Nagle delays small acks and deliveries.
+      noDelay: true,
       clientProperties: { connection_name: this.connectionName },
       ...(tls.caFile === undefined ? {} : { ca: [readFileSync(tls.caFile)] }),
       ...(tls.certFile === undefined ? {} : { cert: readFileSync(tls.certFile) }),

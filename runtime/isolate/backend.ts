@@ -1,27 +1,37 @@
 // The isolate instance backend: starts instances of revisions as V8 isolates in this process. It
 // shares what every instance can reuse — the prelude snapshot, V8 code caches per bundle, and
-// which revisions must run on isolated-vm's threads.
+// where each revision's code runs (isolated-vm's threads or the server's thread).
 
 import ivm from "isolated-vm";
 import { KumoError } from "../../services/model/index.ts";
 import type { Instance, InstanceBackend, LoadSpec } from "../../services/model/index.ts";
+import { RevisionDispatch } from "./dispatch.ts";
+import type { DispatchListener, DispatchPolicy } from "./dispatch.ts";
 import { IsolateInstance } from "./instance.ts";
-import type { Dispatch, InstanceSetup } from "./instance.ts";
+import type { InstanceSetup } from "./instance.ts";
 import { preludeSource } from "./prelude.ts";
 
 /** Options of createIsolateBackend. */
 export interface IsolateBackendOptions {
   /**
-   * Where handlers run. "auto" (default): on the calling thread, which is fastest, until a
-   * synchronous run averages more than `inlineBudgetMs` per invocation; that revision then runs
-   * on isolated-vm's threads. "inline": always on the calling thread. "thread": always on
-   * isolated-vm's threads, so a busy handler never blocks the event loop (about 25% more CPU per
-   * request under load). On the calling thread a handler stuck in a synchronous loop blocks the
-   * event loop until its deadline, once; the revision then moves to threads.
+   * Where handlers run. "thread": always on isolated-vm's threads, so a busy handler never blocks
+   * the event loop (about 25% more CPU per request under load). "inline": always on the calling
+   * thread, fastest, but a handler stuck in a synchronous loop blocks every function until its
+   * deadline. "auto" (default): a revision starts on threads and moves to the calling thread after
+   * `warmupInvocations` quick invocations; there each crossing is stopped after `inlineCapMs`
+   * (its requests answer 503, not re-run) or when its synchronous work averages more than
+   * `inlineBudgetMs` per invocation, and the revision goes back to threads for good. So a runaway
+   * loop stalls the server's thread at most `inlineCapMs`, once per revision.
    */
   dispatch?: "auto" | "inline" | "thread";
-  /** Longest average synchronous run (ms) per invocation tolerated on the calling thread in "auto" mode; default 10. */
+  /** "auto": longest average synchronous run (ms) per invocation still called quick; default 10. */
   inlineBudgetMs?: number;
+  /** "auto": quick invocations on threads before a revision moves to the calling thread; default 50 (0: from the start). */
+  warmupInvocations?: number;
+  /** "auto": longest synchronous run (ms) of one crossing on the calling thread before it is stopped; default 250. */
+  inlineCapMs?: number;
+  /** Called when a revision changes dispatch ("namespace/function/revision", the new dispatch, why), e.g. to log it. */
+  onDispatchChange?: DispatchListener;
   /** Start isolates from a V8 snapshot of the prelude (default true). */
   snapshot?: boolean;
   /** Keep V8 code caches of loaded bundles to compile the next instance faster (default true). */
@@ -51,18 +61,23 @@ function revisionKey(spec: LoadSpec): string {
 
 class IsolateBackend implements InstanceBackend {
   readonly runtime = "isolate";
-  readonly #dispatch: "auto" | "inline" | "thread";
-  readonly #inlineBudgetMs: number;
+  readonly #policy: DispatchPolicy;
+  readonly #onDispatchChange: DispatchListener | undefined;
   readonly #snapshot: boolean;
   readonly #codeCache: Map<string, ivm.ExternalCopy<ArrayBuffer>> | null;
-  readonly #threaded = new Set<string>();
+  readonly #revisions = new Map<string, RevisionDispatch>();
   readonly #instances = new Set<IsolateInstance>();
   #closed = false;
   #started = 0;
 
   constructor(options: IsolateBackendOptions) {
-    this.#dispatch = options.dispatch ?? "auto";
-    this.#inlineBudgetMs = options.inlineBudgetMs ?? 10;
+    this.#policy = {
+      mode: options.dispatch ?? "auto",
+      inlineBudgetMs: options.inlineBudgetMs ?? 10,
+      warmupInvocations: options.warmupInvocations ?? 50,
+      inlineCapMs: options.inlineCapMs ?? 250,
+    };
+    this.#onDispatchChange = options.onDispatchChange;
     this.#snapshot = options.snapshot ?? true;
     this.#codeCache = options.codeCache === false ? null : new Map();
   }
@@ -70,7 +85,11 @@ class IsolateBackend implements InstanceBackend {
   async start(spec: LoadSpec): Promise<Instance> {
     if (this.#closed) throw new KumoError("KUMO_E_UNAVAILABLE", "the isolate backend is closed: it cannot start new instances");
     const key = revisionKey(spec);
-    const dispatch: Dispatch = this.#dispatch === "thread" || (this.#dispatch === "auto" && this.#threaded.has(key)) ? "thread" : "inline";
+    let dispatch = this.#revisions.get(key);
+    if (dispatch === undefined) {
+      dispatch = new RevisionDispatch(key, this.#policy, this.#onDispatchChange);
+      this.#revisions.set(key, dispatch);
+    }
     const snapshot = this.#snapshot ? snapshotOfPrelude() : null;
     const isolate = new ivm.Isolate({
       memoryLimit: Math.max(MIN_MEMORY_MB, spec.memoryMb),
@@ -79,10 +98,8 @@ class IsolateBackend implements InstanceBackend {
     const setup: InstanceSetup = {
       id: `${key}#${++this.#started}`,
       dispatch,
-      inlineBudgetMs: this.#inlineBudgetMs,
       snapshot,
       codeCache: this.#codeCache,
-      onDemote: () => this.#threaded.add(key),
       onGone: (instance) => this.#instances.delete(instance),
     };
     const instance = new IsolateInstance(spec, setup, isolate);

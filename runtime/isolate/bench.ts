@@ -1,11 +1,12 @@
 // A quick measurement of the isolate executor (not a test): start() latency, invokes/s of a hello
-// handler through one instance, and node:http + executor against a raw node:http hello server.
+// handler through one instance, and node:http + executor against a raw node:http hello server, in
+// each dispatch mode ("auto" measured after its warm-up has moved the revision to the fast path).
 // Run: node --no-node-snapshot runtime/isolate/bench.ts [seconds-per-http-run]
 
 import { spawn } from "node:child_process";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { HttpInput, Instance, InvokeRequest, LoadSpec } from "../../services/model/index.ts";
+import type { HttpInput, Instance, InstanceBackend, InvokeRequest, LoadSpec } from "../../services/model/index.ts";
 import { createIsolateBackend } from "./index.ts";
 import type { IsolateBackendOptions } from "./index.ts";
 
@@ -35,9 +36,22 @@ function request(rawQuery: string): InvokeRequest {
   return { requestId: "r", kind: "http", input: { method: "GET", path: "/", rawQuery, headers: { host: "x", "user-agent": "bench" }, body: "" }, deadline: Date.now() + 10_000 };
 }
 
-async function invokesPerSecond(options: IsolateBackendOptions, concurrency: number, ms: number): Promise<string> {
-  const backend = createIsolateBackend(options);
+const MODES = ["auto", "inline", "thread"] as const;
+
+/** A backend and a warm instance; "auto" has finished its warm-up (the revision runs inline). */
+async function warmInstance(dispatch: (typeof MODES)[number]): Promise<{ backend: InstanceBackend; instance: Instance }> {
+  let promoted = false;
+  const backend = createIsolateBackend({ dispatch, onDispatchChange: (_r, d) => (promoted = d === "inline") });
   const instance = await backend.start(spec("r1"));
+  for (let i = 0; i < 100; i++) await instance.invoke(request("name=warm"));
+  if (dispatch === "auto" && !promoted) throw new Error("auto dispatch did not move the revision to the fast path during the warm-up");
+  return { backend, instance };
+}
+
+async function invokesPerSecond(dispatch: (typeof MODES)[number], concurrency: number, ms: number): Promise<string> {
+  const { backend, instance } = await warmInstance(dispatch);
+  const cpu = process.cpuUsage();
+  const main = process.threadCpuUsage();
   let count = 0;
   const end = performance.now() + ms;
   await Promise.all(
@@ -51,8 +65,13 @@ async function invokesPerSecond(options: IsolateBackendOptions, concurrency: num
       }
     }),
   );
+  const used = process.cpuUsage(cpu);
+  const usedMain = process.threadCpuUsage(main);
   await backend.close();
-  return `${Math.round(count / (ms / 1000)).toLocaleString("en")} invokes/s`;
+  return (
+    `${Math.round(count / (ms / 1000)).toLocaleString("en")} invokes/s, CPU/invoke ${((used.user + used.system) / count).toFixed(1)} µs ` +
+    `(main thread ${((usedMain.user + usedMain.system) / count).toFixed(1)} µs)`
+  );
 }
 
 const LOAD = `
@@ -73,8 +92,10 @@ Promise.all(Array.from({ length: conns }, loop)).then(() => {
 interface HttpRun {
   rps: number;
   p50: number;
-  /** Server CPU time per request (µs): stable even when other processes share the cores. */
+  /** Server CPU time per request (µs), all threads: stable even when other processes share the cores. */
   cpuUs: number;
+  /** The part of cpuUs spent on the server's (event-loop) thread. */
+  mainCpuUs: number;
 }
 
 async function httpRun(instance: Instance | null, secs: number, connections = 32): Promise<HttpRun> {
@@ -97,14 +118,16 @@ async function httpRun(instance: Instance | null, secs: number, connections = 32
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as AddressInfo).port;
   const cpu = process.cpuUsage();
+  const main = process.threadCpuUsage();
   const child = spawn(process.execPath, ["-e", LOAD, String(port), String(connections), String(secs)], { stdio: ["ignore", "pipe", "inherit"] });
   let stdout = "";
   child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
   await new Promise<void>((resolve) => child.once("close", () => resolve()));
   const used = process.cpuUsage(cpu);
+  const usedMain = process.threadCpuUsage(main);
   const out = JSON.parse(stdout) as { rps: number; p50: number };
   await new Promise<void>((resolve) => server.close(() => resolve()));
-  return { ...out, cpuUs: (used.user + used.system) / served };
+  return { ...out, cpuUs: (used.user + used.system) / served, mainCpuUs: (usedMain.user + usedMain.system) / served };
 }
 
 const secs = Number(process.argv[2] ?? 4);
@@ -113,22 +136,22 @@ if (only !== "http") {
   console.log("start() latency (snapshot + code cache):", await coldStarts({}, 200));
   console.log("start() latency (no snapshot, no code cache):", await coldStarts({ snapshot: false, codeCache: false }, 200));
 }
-for (const dispatch of only === "http" ? [] : (["auto", "thread"] as const)) {
-  console.log(`invoke, ${dispatch} dispatch, 1 in flight:`, await invokesPerSecond({ dispatch }, 1, 2000));
-  console.log(`invoke, ${dispatch} dispatch, 32 in flight:`, await invokesPerSecond({ dispatch }, 32, 2000));
+for (const dispatch of only === "http" ? [] : MODES) {
+  console.log(`invoke, ${dispatch} dispatch, 1 in flight:`, await invokesPerSecond(dispatch, 1, 2000));
+  console.log(`invoke, ${dispatch} dispatch, 32 in flight:`, await invokesPerSecond(dispatch, 32, 2000));
 }
 for (const connections of [32, 1]) {
   const raw = await httpRun(null, secs, connections);
   console.log(`${connections} connection(s): node:http raw hello: ${Math.round(raw.rps)} req/s, p50 ${raw.p50.toFixed(3)} ms, ${raw.cpuUs.toFixed(1)} µs CPU/req`);
-  for (const dispatch of ["auto", "thread"] as const) {
-    const backend = createIsolateBackend({ dispatch });
-    const instance = await backend.start(spec("r1"));
+  for (const dispatch of MODES) {
+    const { backend, instance } = await warmInstance(dispatch);
     const viaIsolate = await httpRun(instance, secs, connections);
     await backend.close();
     console.log(
       `${connections} connection(s): node:http + isolate (${dispatch}): ${Math.round(viaIsolate.rps)} req/s (${(viaIsolate.rps / raw.rps).toFixed(2)}x raw), ` +
         `p50 ${viaIsolate.p50.toFixed(3)} ms (+${(viaIsolate.p50 - raw.p50).toFixed(3)} ms), ` +
-        `${viaIsolate.cpuUs.toFixed(1)} µs CPU/req (${(raw.cpuUs / viaIsolate.cpuUs).toFixed(2)}x raw when CPU-bound)`,
+        `${viaIsolate.cpuUs.toFixed(1)} µs CPU/req (${(raw.cpuUs / viaIsolate.cpuUs).toFixed(2)}x raw when CPU-bound), ` +
+        `main thread ${viaIsolate.mainCpuUs.toFixed(1)} µs/req (${(raw.mainCpuUs / viaIsolate.mainCpuUs).toFixed(2)}x raw)`,
     );
   }
 }

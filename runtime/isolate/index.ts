@@ -2,3 +2,4 @@
 // web globals of the runtime contract. Requires node to run with --no-node-snapshot.
 export { createIsolateBackend } from "./backend.ts";
 export type { IsolateBackendOptions } from "./backend.ts";
+export type { Dispatch, DispatchListener } from "./dispatch.ts";

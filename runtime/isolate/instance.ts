@@ -8,23 +8,19 @@ import ivm from "isolated-vm";
 import { KumoError } from "../../services/model/index.ts";
 import type { Instance, InvokeRequest, InvokeResult, LoadSpec, LogLine } from "../../services/model/index.ts";
 import { preludeSource } from "./prelude.ts";
-import { checkedResult, internalResult, memoryResult, replacedResult, timeoutResult } from "./results.ts";
+import type { RevisionDispatch } from "./dispatch.ts";
+import { checkedResult, fastPathResult, internalResult, memoryResult, replacedResult, timeoutResult } from "./results.ts";
 
 type IsolateFn = (...args: unknown[]) => unknown;
 type FnRef = ivm.Reference<IsolateFn>;
 
-/** How an instance runs code: on the calling thread (fast) or on isolated-vm's threads (never blocks). */
-export type Dispatch = "inline" | "thread";
-
 /** What the backend shares with the instances it starts. */
 export interface InstanceSetup {
   readonly id: string;
-  readonly dispatch: Dispatch;
-  /** Inline crossings slower than this move the instance (and its revision) to "thread". */
-  readonly inlineBudgetMs: number;
+  /** Where the revision's code runs now; shared by its instances, which report what they measure. */
+  readonly dispatch: RevisionDispatch;
   readonly snapshot: ivm.ExternalCopy<ArrayBuffer> | null;
   readonly codeCache: Map<string, ivm.ExternalCopy<ArrayBuffer>> | null;
-  onDemote(): void;
   onGone(instance: IsolateInstance): void;
 }
 
@@ -52,7 +48,8 @@ interface Salvage {
   outbox: unknown[];
 }
 
-type Death = "timeout" | "memory" | "gone";
+// "capped": an inline crossing ran past the fast path's cap before any deadline.
+type Death = "timeout" | "capped" | "memory" | "gone";
 
 const CODE_CACHE_ENTRIES = 64;
 const SALVAGE_MS = 50;
@@ -71,6 +68,15 @@ let crossings = 0;
 // Spreading them over 32 ms bounds that; a runaway loop is stopped at most 31 ms late.
 function crossingTimeout(ms: number): number {
   return clampMs(ms + (crossings++ & 31));
+}
+
+// CPU time (ms) the isolate spent since `since` (ns); undefined once it is gone.
+function cpuMsSince(isolate: ivm.Isolate, since: bigint): number | undefined {
+  try {
+    return Number(isolate.cpuTime - since) / 1e6;
+  } catch {
+    return undefined;
+  }
 }
 
 function messageOf(err: unknown): string {
@@ -101,7 +107,10 @@ export class IsolateInstance implements Instance {
   readonly #setup: InstanceSetup;
   readonly #isolate: ivm.Isolate;
   #dispatcher: Dispatcher | undefined;
-  #inline: boolean;
+  readonly #dispatch: RevisionDispatch;
+  // Crossings queued or running on isolated-vm's threads: while any is, an inline crossing would
+  // block the server's thread on the isolate's lock until they finish.
+  #threadCrossings = 0;
   #dead = false;
   #seq = 0;
   readonly #pending = new Map<number, Pending>();
@@ -120,7 +129,7 @@ export class IsolateInstance implements Instance {
     this.#spec = spec;
     this.#setup = setup;
     this.#isolate = isolate;
-    this.#inline = setup.dispatch === "inline";
+    this.#dispatch = setup.dispatch;
   }
 
   get healthy(): boolean {
@@ -215,44 +224,76 @@ export class IsolateInstance implements Instance {
   /** Sends the waiting invocations into the isolate in one crossing and collects what finished. */
   readonly #flush = (): void => {
     this.#flushScheduled = false;
+    const dispatcher = this.#dispatcher;
+    if (this.#dead || dispatcher === undefined) return;
+    if (this.#dispatch.inline && this.#threadCrossings > 0) {
+      // The revision just moved to the calling thread: hold the batch until this isolate's thread
+      // crossings are done (#threadDone flushes it), else applySync would wait for them.
+      this.#armDeadlines(this.#batched);
+      return;
+    }
     const batch = this.#batch;
     const batched = this.#batched;
     this.#batch = [];
     this.#batched = [];
-    const dispatcher = this.#dispatcher;
-    if (this.#dead || dispatcher === undefined) return;
     let earliest = Infinity;
     for (const p of batched) if (p.req.deadline < earliest) earliest = p.req.deadline;
     const crossing = this.#crossing;
-    crossing.timeout = crossingTimeout(earliest - Date.now());
     const seqs = batched.map((p) => p.seq);
-    if (this.#inline) {
+    const remaining = earliest - Date.now();
+    if (this.#dispatch.inline) {
+      const capped = remaining > this.#dispatch.capMs;
+      crossing.timeout = crossingTimeout(capped ? this.#dispatch.capMs : remaining);
       const started = performance.now();
       let outbox: unknown[];
       try {
         dispatcher.invokeBatch.applySync(undefined, [batch], crossing);
         outbox = dispatcher.takeOutbox.applySync(undefined, [], OUTBOX) as unknown[];
       } catch (err) {
-        this.#crossingFailed(err, seqs);
+        this.#crossingFailed(err, seqs, capped);
         return;
       }
-      this.#checkInlineBudget(started, batched.length);
+      this.#dispatch.observe(performance.now() - started, batched.length);
       this.#deliver(outbox);
     } else {
-      dispatcher.invokeBatch.apply(undefined, [batch], crossing).catch((err: unknown) => this.#crossingFailed(err, seqs));
+      crossing.timeout = crossingTimeout(remaining);
+      const cpu = this.#dispatch.warming ? this.#isolate.cpuTime : undefined;
+      this.#threadCrossings++;
+      dispatcher.invokeBatch.apply(undefined, [batch], crossing).catch((err: unknown) => this.#crossingFailed(err, seqs, false));
       // Queued right behind the batch, so it runs once the batch and its microtasks are done.
       dispatcher.takeOutbox.apply(undefined, [], OUTBOX).then(
-        (outbox) => this.#deliver(outbox as unknown[]),
-        () => undefined, // the batch's own rejection reports the failure
+        (outbox) => {
+          this.#threadDone(cpu, batched.length);
+          this.#deliver(outbox as unknown[]);
+        },
+        () => this.#threadDone(undefined, 0), // the batch's own rejection reports the failure
       );
     }
+    this.#armDeadlines(batched);
+  };
+
+  /** Starts the deadline timer of each invocation still waiting for its result. */
+  #armDeadlines(batched: Pending[]): void {
     const now = Date.now();
     for (const p of batched) {
       if (this.#pending.get(p.seq) === p && p.timer === undefined) {
         p.timer = setTimeout(() => this.#die("timeout", [p.seq]), clampMs(p.req.deadline - now));
       }
     }
-  };
+  }
+
+  /** A thread crossing finished; `cpu` (ns, when measured) is the isolate's CPU time when it was sent. */
+  #threadDone(cpu: bigint | undefined, invocations: number): void {
+    this.#threadCrossings--;
+    if (cpu !== undefined) {
+      const ms = cpuMsSince(this.#isolate, cpu);
+      if (ms !== undefined) this.#dispatch.observe(ms, invocations);
+    }
+    if (this.#threadCrossings === 0 && this.#batched.length > 0 && !this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(this.#flush);
+    }
+  }
 
   /** Resolves the invocations in an outbox: flat [seq, status, headers, body, logs, ...]. */
   #deliver(outbox: unknown[]): void {
@@ -270,15 +311,6 @@ export class IsolateInstance implements Instance {
 
   #fail(seq: number, value: unknown): void {
     this.#complete(seq, checkedResult(value) ?? internalResult("the isolate returned a malformed result (did the function overwrite built-ins?)"));
-  }
-
-  #checkInlineBudget(started: number, invocations: number): void {
-    if ((performance.now() - started) / invocations > this.#setup.inlineBudgetMs && this.#setup.dispatch !== "inline") {
-      // A slow synchronous handler blocks every other request on this thread: run this
-      // revision on isolated-vm's threads from now on.
-      this.#inline = false;
-      this.#setup.onDemote();
-    }
   }
 
   async dispose(): Promise<void> {
@@ -338,26 +370,51 @@ export class IsolateInstance implements Instance {
     if (this.#dead) return;
     const crossing = this.#crossing;
     const deadline = this.#pending.get(owner)?.req.deadline;
-    crossing.timeout = crossingTimeout(deadline === undefined ? this.#spec.timeoutMs : deadline - Date.now());
-    if (this.#inline) {
+    const remaining = deadline === undefined ? this.#spec.timeoutMs : deadline - Date.now();
+    if (this.#dispatch.inline && this.#threadCrossings === 0) {
+      const capped = remaining > this.#dispatch.capMs;
+      crossing.timeout = crossingTimeout(capped ? this.#dispatch.capMs : remaining);
       const started = performance.now();
       try {
         fn.applySync(undefined, args, crossing);
       } catch (err) {
-        this.#crossingFailed(err, [owner]);
+        this.#crossingFailed(err, [owner], capped);
         return;
       }
-      this.#checkInlineBudget(started, 1);
+      this.#dispatch.observe(performance.now() - started, 0);
     } else {
-      fn.apply(undefined, args, crossing).catch((err: unknown) => this.#crossingFailed(err, [owner]));
+      crossing.timeout = crossingTimeout(remaining);
+      const cpu = this.#dispatch.warming ? this.#isolate.cpuTime : undefined;
+      this.#threadCrossings++;
+      fn.apply(undefined, args, crossing).then(
+        () => this.#threadDone(cpu, 0),
+        (err: unknown) => {
+          this.#threadDone(undefined, 0);
+          this.#crossingFailed(err, [owner], false);
+        },
+      );
     }
   }
 
-  /** A crossing on behalf of `owners` failed: the isolate died, or (rarely) the input could not be copied. */
-  #crossingFailed(err: unknown, owners: number[]): void {
-    if (this.#dead) return;
+  /**
+   * A crossing on behalf of `owners` failed: the isolate died, or (rarely) the input could not be
+   * copied. `capped`: its timeout was the fast path's cap, not a deadline.
+   */
+  #crossingFailed(err: unknown, owners: number[], capped: boolean): void {
     const message = messageOf(err);
-    const death = this.#isolate.isDisposed ? (deathOf(message) ?? "gone") : deathOf(message);
+    let death = deathOf(message);
+    if (death === "timeout") {
+      // A handler that ran until it was stopped may do it again: never on the server's thread. Noted
+      // even when the instance is already dying: on threads the deadline timer usually fires first.
+      const dispatch = this.#dispatch;
+      dispatch.stopped(capped ? `a crossing ran synchronously for more than ${dispatch.capMs} ms` : "a crossing ran synchronously until its deadline");
+    }
+    if (this.#dead) return;
+    if (this.#isolate.isDisposed) death ??= "gone";
+    if (death === "timeout") {
+      this.#die(capped ? "capped" : "timeout", owners);
+      return;
+    }
     if (death !== undefined) {
       this.#die(death, owners);
       return;
@@ -386,7 +443,8 @@ export class IsolateInstance implements Instance {
   /**
    * Ends the instance after a timeout, memory exhaustion or loss of the isolate. `owners` are the
    * invocations of the crossing that failed: a timeout goes to the one that was running (or whose
-   * deadline passed), a memory error to the owners; everyone else in flight gets "replaced".
+   * deadline passed), a memory error to the owners, a stop at the fast path's cap to the owners
+   * whose deadline has not passed (503, not re-run); everyone else in flight gets "replaced".
    */
   #die(death: Death, owners: number[]): void {
     if (this.#dead) return;
@@ -400,13 +458,15 @@ export class IsolateInstance implements Instance {
         const logs = salvage.logs[String(v.seq)] ?? [];
         const stopped = v.seq === salvage.running || v.req.deadline <= now || (salvage.running === 0 && owners.length === 1 && owners[0] === v.seq);
         if (death === "timeout" && stopped) this.#resolve(v, timeoutResult(this.#spec.timeoutMs, logs));
+        else if (death === "capped" && v.req.deadline <= now) this.#resolve(v, timeoutResult(this.#spec.timeoutMs, logs));
+        else if (death === "capped" && (owners.includes(v.seq) || v.seq === salvage.running)) this.#resolve(v, fastPathResult(this.#dispatch.capMs, logs));
         else if (death === "memory" && owners.includes(v.seq)) this.#resolve(v, memoryResult(this.#spec.memoryMb, logs));
         else this.#resolve(v, replacedResult());
       }
       this.#release();
     };
     const nothing: Salvage = { running: 0, logs: {}, outbox: [] };
-    if (death !== "timeout" || this.#pending.size === 0) {
+    if ((death !== "timeout" && death !== "capped") || this.#pending.size === 0) {
       settle(nothing);
       return;
     }
@@ -419,7 +479,7 @@ export class IsolateInstance implements Instance {
     if (salvage === undefined || this.#isolate.isDisposed) return undefined;
     const options = { arguments: { copy: true as const }, result: { copy: true as const }, timeout: SALVAGE_MS };
     try {
-      if (this.#inline) return salvage.applySync(undefined, [seqs], options) as Salvage;
+      if (this.#dispatch.inline && this.#threadCrossings === 0) return salvage.applySync(undefined, [seqs], options) as Salvage;
       let timer: NodeJS.Timeout | undefined;
       const giveUp = new Promise<undefined>((resolve) => {
         timer = setTimeout(() => resolve(undefined), SALVAGE_MS * 4);

@@ -1,5 +1,5 @@
 // Isolate-specific behaviour: the web globals inside the isolate, memory limits, timeouts that
-// dispose the isolate, log caps and dispatch modes.
+// dispose the isolate, log caps and dispatch modes (the fast path's warm-up, cap and demotion).
 
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { InstanceBackend } from "../../services/model/index.ts";
 import { errorBody, httpRequest, loadSpec } from "../../test/contract/executor.contract.ts";
 import { createIsolateBackend } from "./index.ts";
-import type { IsolateBackendOptions } from "./index.ts";
+import type { Dispatch, IsolateBackendOptions } from "./index.ts";
 
 let server: Server;
 let origin = "";
@@ -247,9 +247,17 @@ describe("isolate limits", () => {
   });
 });
 
-for (const dispatch of ["auto", "thread"] as const) {
-  describe(`isolate timeouts (${dispatch} dispatch)`, () => {
-    withBackend({ dispatch }, (backend) => {
+const timeoutModes: [string, IsolateBackendOptions][] = [
+  ["auto dispatch", { dispatch: "auto" }],
+  // On the fast path from the start, with a cap above these deadlines: the deadline stops the loop.
+  ["auto dispatch, promoted", { dispatch: "auto", warmupInvocations: 0, inlineCapMs: 1_000 }],
+  ["thread dispatch", { dispatch: "thread" }],
+  ["inline dispatch", { dispatch: "inline" }],
+];
+
+for (const [mode, options] of timeoutModes) {
+  describe(`isolate timeouts (${mode})`, () => {
+    withBackend(options, (backend) => {
       it("disposes the isolate on timeout and fails the other requests in flight with 503", async () => {
         const instance = await backend().start(
           loadSpec("export default async (req) => { if (req.query.loop) { await null; for (;;) {} } await new Promise((r) => setTimeout(r, 2000)); return 'late' }", { timeoutMs: 300 }),
@@ -282,14 +290,128 @@ for (const dispatch of ["auto", "thread"] as const) {
   });
 }
 
+/** Runs `work` while a 10 ms interval watches the event loop; returns its result and the longest gap between ticks (ms). */
+async function stallDuring<T>(work: () => Promise<T>): Promise<{ result: T; stallMs: number }> {
+  let last = performance.now();
+  let stallMs = 0;
+  const ticker = setInterval(() => {
+    const now = performance.now();
+    stallMs = Math.max(stallMs, now - last);
+    last = now;
+  }, 10);
+  try {
+    const result = await work();
+    stallMs = Math.max(stallMs, performance.now() - last);
+    return { result, stallMs };
+  } finally {
+    clearInterval(ticker);
+  }
+}
+
+/** Backend options that record every dispatch change as "revision dispatch". */
+function recordingDispatch(options: IsolateBackendOptions = {}): { options: IsolateBackendOptions; changes: string[] } {
+  const changes: string[] = [];
+  return { options: { ...options, onDispatchChange: (revision: string, dispatch: Dispatch) => changes.push(`${revision} ${dispatch}`) }, changes };
+}
+
+const LOOPER = "export default (req, ctx) => { ctx.log.info('begin ' + (req.query.n ?? 'loop')); if (req.query.loop) for (;;) {} return req.query.n ?? 'ok' }";
+
+describe("isolate fast path (auto dispatch)", () => {
+  const { options, changes } = recordingDispatch();
+  withBackend(options, (backend) => {
+    it("moves a revision to the calling thread after 50 quick invocations, counted across its instances", async () => {
+      const spec = loadSpec("export default (req) => req.query.n", { function: "warmup" });
+      const [a, b] = [await backend().start(spec), await backend().start(spec)];
+      for (let n = 0; n < 49; n++) expect((await (n % 2 === 0 ? a : b).invoke(httpRequest({ rawQuery: `n=${n}` }))).body).toBe(`"${n}"`);
+      expect(changes).toEqual([]);
+      expect((await b.invoke(httpRequest({ rawQuery: "n=49" }))).body).toBe('"49"');
+      expect(changes).toEqual(["team-a/warmup/fn-00001 inline"]);
+      for (const instance of [a, b]) expect((await instance.invoke(httpRequest({ rawQuery: "n=x" }))).body).toBe('"x"');
+    });
+
+    it("keeps answering every request when the move happens under concurrent load, with timers in flight", async () => {
+      const instance = await backend().start(
+        loadSpec("export default async (req) => { await new Promise((r) => setTimeout(r, 1)); return req.query.n }", { function: "busy" }),
+      );
+      for (let round = 0; round < 4; round++) {
+        const results = await Promise.all(Array.from({ length: 32 }, (_, n) => instance.invoke(httpRequest({ rawQuery: `n=${round}-${n}` }))));
+        results.forEach((r, n) => expect(r.body).toBe(`"${round}-${n}"`));
+      }
+      expect(changes).toContain("team-a/busy/fn-00001 inline");
+      expect(instance.healthy).toBe(true);
+    });
+
+    it("stops a loop on the fast path at the cap, not the 5 s timeout: 503 with its logs, not re-run; the revision then runs on threads", async () => {
+      const spec = loadSpec(LOOPER, { function: "runaway", timeoutMs: 5_000 });
+      const fast = await backend().start(spec);
+      for (let n = 0; n < 50; n++) expect((await fast.invoke(httpRequest({ rawQuery: `n=${n}` }))).status).toBe(200);
+      expect(changes).toContain("team-a/runaway/fn-00001 inline");
+
+      const deadline = Date.now() + 5_000;
+      const capped = await stallDuring(() =>
+        Promise.all([fast.invoke(httpRequest({ rawQuery: "n=same-crossing" }, { deadline })), fast.invoke(httpRequest({ rawQuery: "loop=1" }, { deadline }))]),
+      );
+      const [finished, looping] = capped.result;
+      // Blocked for about 250 ms (the cap), far below the 5 s a deadline-bound loop would block.
+      expect(capped.stallMs).toBeLessThan(2_000);
+      expect(finished.body).toBe('"same-crossing"');
+      expect(looping.outcome).toBe("platform_error");
+      expect(looping.status).toBe(503);
+      expect(looping.errorCode).toBe("KUMO_E_UNAVAILABLE");
+      expect(errorBody(looping).message).toBe(
+        "the function ran synchronously for more than 250 ms on the fast path; its revision now runs on isolated-vm's threads: retry the request",
+      );
+      expect(looping.logs.map((l) => l.message)).toEqual(["begin loop"]);
+      expect(fast.healthy).toBe(false);
+      expect(changes).toContain("team-a/runaway/fn-00001 thread");
+
+      // On threads now: the next loop runs to its own deadline (504) while the server keeps serving.
+      const threaded = await backend().start(spec);
+      const other = await backend().start(loadSpec("export default () => 'unaffected'", { function: "bystander" }));
+      const order: string[] = [];
+      const blocked = await stallDuring(() =>
+        Promise.all([
+          threaded.invoke(httpRequest({ rawQuery: "loop=1" }, { deadline: Date.now() + 1_500 })).then((r) => (order.push("loop"), r)),
+          other.invoke(httpRequest()).then((r) => (order.push("bystander"), r)),
+        ]),
+      );
+      const [timedOut, bystander] = blocked.result;
+      expect(timedOut.status).toBe(504);
+      expect(timedOut.errorCode).toBe("KUMO_E_FUNCTION_TIMEOUT");
+      expect(timedOut.logs.map((l) => l.message)).toEqual(["begin loop"]);
+      expect(bystander.body).toBe('"unaffected"');
+      expect(order).toEqual(["bystander", "loop"]);
+      expect(blocked.stallMs).toBeLessThan(1_000);
+      const after = await backend().start(spec);
+      for (let n = 0; n < 60; n++) expect((await after.invoke(httpRequest({ rawQuery: `n=${n}` }))).status).toBe(200);
+      expect(changes.filter((c) => c.startsWith("team-a/runaway/"))).toEqual(["team-a/runaway/fn-00001 inline", "team-a/runaway/fn-00001 thread"]);
+    });
+
+    it("never blocks the server for a loop before the warm-up ends, and keeps that revision on threads", async () => {
+      const spec = loadSpec(LOOPER, { function: "early-loop", timeoutMs: 5_000 });
+      const instance = await backend().start(spec);
+      const { result, stallMs } = await stallDuring(() => instance.invoke(httpRequest({ rawQuery: "loop=1" }, { deadline: Date.now() + 1_500 })));
+      expect(result.status).toBe(504);
+      expect(result.errorCode).toBe("KUMO_E_FUNCTION_TIMEOUT");
+      expect(stallMs).toBeLessThan(1_000);
+      const next = await backend().start(spec);
+      for (let n = 0; n < 60; n++) expect((await next.invoke(httpRequest({ rawQuery: `n=${n}` }))).status).toBe(200);
+      expect(changes.filter((c) => c.startsWith("team-a/early-loop/"))).toEqual([]);
+    });
+  });
+});
+
 describe("isolate dispatch", () => {
-  withBackend({ inlineBudgetMs: 0 }, (backend) => {
+  const { options, changes } = recordingDispatch({ warmupInvocations: 0, inlineBudgetMs: 0 });
+  withBackend(options, (backend) => {
     it("keeps serving, on the same and new instances, after a slow handler moves its revision to thread dispatch", async () => {
       const code = "export default (req) => { const end = Date.now() + 3; while (Date.now() < end) {} return req.query.n }";
       const first = await backend().start(loadSpec(code));
       for (const n of ["1", "2"]) expect((await first.invoke(httpRequest({ rawQuery: `n=${n}` }))).body).toBe(`"${n}"`);
+      expect(changes).toEqual(["team-a/fn/fn-00001 thread"]);
       const second = await backend().start(loadSpec(code));
       expect((await second.invoke(httpRequest({ rawQuery: "n=3" }))).body).toBe('"3"');
+      expect(changes).toHaveLength(1);
     });
   });
 

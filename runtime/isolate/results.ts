@@ -48,6 +48,20 @@ export function replacedResult(): InvokeResult {
   );
 }
 
+/**
+ * The function ran synchronously on the server's thread past the fast path's cap (503, retryable):
+ * it was stopped, not re-run (it may have had side effects), and its revision moved to threads.
+ */
+export function fastPathResult(capMs: number, logs: LogLine[]): InvokeResult {
+  return failure(
+    "platform_error",
+    503,
+    "KUMO_E_UNAVAILABLE",
+    `the function ran synchronously for more than ${capMs} ms on the fast path; its revision now runs on isolated-vm's threads: retry the request`,
+    logs,
+  );
+}
+
 /** The platform failed to pass the request into the isolate (500). */
 export function internalResult(reason: string): InvokeResult {
   return failure("platform_error", 500, "KUMO_E_INTERNAL", `internal error: could not run the function: ${reason}`, []);

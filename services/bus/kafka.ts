@@ -21,6 +21,8 @@ export interface KafkaConfig {
   readonly sasl?: { readonly mechanism: KafkaSaslMechanism; readonly username: string; readonly password: string };
   readonly idempotent: boolean;
   readonly partitions: number;
+  /** Consumer session timeout: how soon a crashed member's partitions move to another (ms). */
+  readonly sessionTimeoutMs: number;
 }
 
 /** Each setting and its default; the README's configuration table mirrors this. */
@@ -41,6 +43,8 @@ export const KAFKA_CONFIG_KEYS = {
   KUMO_KAFKA_IDEMPOTENT: "true",
   /** Partitions of the topics Kumo creates (kumo.events, kumo.dlq); 1-10000. */
   KUMO_KAFKA_PARTITIONS: "8",
+  /** Consumer session timeout in ms (6000-300000): after a crash, the restarted dispatcher waits up to this long to rejoin its group. */
+  KUMO_KAFKA_SESSION_TIMEOUT_MS: "30000",
 } as const;
 
 type Key = keyof typeof KAFKA_CONFIG_KEYS;
@@ -116,7 +120,12 @@ export function loadKafkaConfig(env: Env): KafkaConfig {
     const more = problems.length > 1 ? ` (and ${problems.length - 1} more problem${problems.length > 2 ? "s" : ""})` : "";
     throw new KumoError("KUMO_E_INVALID_CONFIG", `invalid Kafka configuration: ${first.message}${more}`, { details: problems });
   }
-  const config: KafkaConfig = { brokers: Object.freeze(brokers), clientId, ssl, idempotent, partitions, ...(sasl === undefined ? {} : { sasl }) };
+  const sessionText = get("KUMO_KAFKA_SESSION_TIMEOUT_MS");
+  const sessionTimeoutMs = Number(sessionText);
+  if (!/^\d+$/.test(sessionText) || sessionTimeoutMs < 6000 || sessionTimeoutMs > 300_000) {
+    bad("KUMO_KAFKA_SESSION_TIMEOUT_MS", `KUMO_KAFKA_SESSION_TIMEOUT_MS=${JSON.stringify(sessionText)} is not a whole number from 6000 to 300000 (ms)`);
+  }
+  const config: KafkaConfig = { brokers: Object.freeze(brokers), clientId, ssl, idempotent, partitions, sessionTimeoutMs, ...(sasl === undefined ? {} : { sasl }) };
   return Object.freeze(config);
 }
 
@@ -130,7 +139,7 @@ export interface KafkaLogEntry {
 }
 
 /** createKafkaBus options: the connection settings plus tuning that tests and operators may change. */
-export interface KafkaBusOptions extends KafkaConfig {
+export interface KafkaBusOptions extends Omit<KafkaConfig, "sessionTimeoutMs"> {
   /** A group member missing heartbeats this long is removed and its partitions reassigned (ms, default 30000). */
   sessionTimeoutMs?: number;
   /** How long a rebalance waits for members to rejoin (ms, default 60000). */

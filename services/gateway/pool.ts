@@ -147,7 +147,10 @@ export class RevisionPool {
 
   /** Sets how many instances the pool should run (the autoscaler's decision); starts or stops idle ones. */
   scaleTo(n: number): void {
-    const target = Math.max(this.options.minInstances, Math.min(this.options.maxInstances, n));
+    // Never below what the requests in flight and waiting need right now: the autoscaler's
+    // averages lag a burst that the activator already started instances for.
+    const need = Math.ceil((this.inflightTotal + this.queue.length) / this.options.concurrency);
+    const target = Math.max(this.options.minInstances, Math.min(this.options.maxInstances, Math.max(n, need)));
     this.desiredCount = target;
     while (this.members.length + this.starting < target) this.startInstance();
     // Stop idle instances beyond the target; busy ones finish first and are stopped on release.

@@ -191,6 +191,8 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
 
   let baseUrl = "";
   const shutdown = new AbortController();
+  /** Checks added once their component starts. */
+  const readiness: Record<string, () => { ok: boolean; message: string }> = {};
   const functionUrl = (ns: string, fn: string): string => `${baseUrl}/${ns}/${fn}`;
   const api = createApiApp({
     store,
@@ -228,6 +230,7 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
         store: { ok: true, message: `sqlite at ${dataDir}` },
         bus: { ok: true, message: config.kafka !== undefined ? `kafka at ${config.kafka.brokers.join(",")}` : "embedded log" },
       };
+      for (const [name, check] of Object.entries(readiness)) checks[name] = check();
       for (const p of providers) {
         const h = p.health();
         checks[`provider/${p.name}`] = { ok: h.ready, message: h.message + (h.lag !== undefined ? ` (lag ${h.lag})` : "") };
@@ -240,6 +243,7 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
 
   const server = createServer({ keepAliveTimeout: 65_000 }, (req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? "/";
+    if (state === "stopping") res.shouldKeepAlive = false; // let keep-alive clients go while draining
     if (isApiPath(url)) api(req, res);
     else if (isEventsPath(url)) events(req, res);
     else gateway(req, res);
@@ -261,7 +265,17 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
   await routes.start();
   await controller.start();
   const autoscaler = startAutoscaler(routes, config.autoscaler, registry);
-  await dispatcher.start();
+  // Joining a Kafka consumer group can take a session timeout after a crash: serve meanwhile,
+  // and report the dispatcher as not ready in /readyz until it has joined.
+  let dispatcherState = "joining the consumer group";
+  const dispatcherStarted = dispatcher.start().then(
+    () => void (dispatcherState = "running"),
+    (err: unknown) => {
+      dispatcherState = `failed to start: ${err instanceof Error ? err.message : String(err)}`;
+      log(`dispatcher ${dispatcherState}`);
+    },
+  );
+  readiness.dispatcher = () => ({ ok: dispatcherState === "running", message: dispatcherState });
   for (const p of providers) await p.start(sink);
   state = "ready";
 
@@ -278,9 +292,14 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
         for (const p of providers) await p.stop();
         autoscaler.stop();
         await controller.stop();
+        await dispatcherStarted;
         await dispatcher.stop();
         await routes.stop();
+        // Clients that keep a connection busy get 10 s, then are cut off.
+        const force = setTimeout(() => server.closeAllConnections(), 10_000);
+        force.unref();
         await closed;
+        clearTimeout(force);
         await bus.close();
         await isolate.close();
         await processes.close();

@@ -241,6 +241,7 @@ describe("at-least-once delivery when kumo server is killed mid-delivery", () =>
   it("Kafka bus: every event accepted with 202 is delivered after a SIGKILL and restart", async () => {
     const broker: TestKafkaBroker = await startTestKafkaBroker();
     cleanups.push(() => broker.close());
-    await crashAndRecover("kafka", { KUMO_KAFKA_BROKERS: broker.brokers.join(",") }, 60_000);
+    // A short session timeout: the restarted dispatcher rejoins its group as soon as the dead member expires.
+    await crashAndRecover("kafka", { KUMO_KAFKA_BROKERS: broker.brokers.join(","), KUMO_KAFKA_SESSION_TIMEOUT_MS: "6000" }, 60_000);
   }, 150_000);
 });

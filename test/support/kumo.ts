@@ -2,7 +2,7 @@
 // way a user does. Test-only; nothing under services/ or runtime/ imports it.
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtemp } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -52,6 +52,7 @@ export function tempDir(prefix = "kumo-test-"): Promise<string> {
 
 /** Starts `kumo server --port 0` and resolves once it prints its URL and answers /readyz. */
 export async function startKumoServer(options: { dataDir?: string; env?: Record<string, string>; args?: string[] } = {}): Promise<ServerProcess> {
+  const ownDataDir = options.dataDir === undefined;
   const dataDir = options.dataDir ?? (await tempDir("kumo-data-"));
   const child = spawn(kumoBin, ["server", "--port", "0", "--data-dir", dataDir, ...(options.args ?? [])], {
     env: { ...process.env, ...options.env },
@@ -88,7 +89,9 @@ export async function startKumoServer(options: { dataDir?: string; env?: Record<
     output: () => out,
     async stop() {
       child.kill("SIGTERM");
-      return exited;
+      const code = await exited;
+      if (ownDataDir) await rm(dataDir, { recursive: true, force: true });
+      return code;
     },
     async kill() {
       child.kill("SIGKILL");
