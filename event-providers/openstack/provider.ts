@@ -341,9 +341,11 @@ export class OpenStackProvider implements EventProvider {
       }
       try {
         await Promise.all(letters.map(({ letter }) => sink.deadLetter(letter)));
-        for (const { msg } of letters) this.ack(session, msg);
         if (events.length > 0) await sink.append(events);
-        for (const msg of good) this.ack(session, msg);
+        // Batches go one at a time in delivery order and every earlier one is acked, so one
+        // "ack everything up to the last" acknowledges the whole batch in a single frame.
+        const last = batch[batch.length - 1];
+        if (last !== undefined) this.ack(session, last, true);
       } catch (err) {
         this.counters.sinkErrors++;
         this.log("warn", `event bus did not take ${batch.length} notification(s): ${errorText(err)}; requeueing in ${this.config.retryDelayMs} ms`);
@@ -362,10 +364,10 @@ export class OpenStackProvider implements EventProvider {
     }
   }
 
-  private ack(session: Session, msg: ConsumeMessage): void {
+  private ack(session: Session, msg: ConsumeMessage, allUpTo = false): void {
     if (session.closed) return;
     try {
-      session.channel.ack(msg);
+      session.channel.ack(msg, allUpTo);
     } catch {
       // The channel closed after the append: RabbitMQ redelivers, the id makes it a duplicate.
     }
