@@ -5,7 +5,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 NODE := $(CURDIR)/node_modules/.bin/node
 NODE_FLAGS := --no-node-snapshot --disable-warning=ExperimentalWarning
 
-.PHONY: setup server check typecheck lint test test-unit test-e2e bench clean
+.PHONY: setup server check typecheck lint test bench clean
 
 setup:
 	@./scripts/setup.sh
@@ -26,7 +26,7 @@ test: setup
 	$(NODE) $(NODE_FLAGS) node_modules/vitest/vitest.mjs run
 
 bench: setup
-	./bench/run.sh
+	ONLY=$(ONLY) ./bench/run.sh
 
 clean:
 	rm -rf .kumo node_modules
