@@ -15,7 +15,7 @@ import { preludeSource } from "./prelude.ts";
 export interface IsolateBackendOptions {
   /**
    * Where handlers run. "thread": always on isolated-vm's threads, so a busy handler never blocks
-   * the event loop (about 25% more CPU per request under load). "inline": always on the calling
+   * the event loop (about a third more CPU per request under load). "inline": always on the calling
    * thread, fastest, but a handler stuck in a synchronous loop blocks every function until its
    * deadline. "auto" (default): a revision starts on threads and moves to the calling thread after
    * `warmupInvocations` quick invocations; there each crossing is stopped after `inlineCapMs`

@@ -2,7 +2,7 @@
 // the revision it belongs to, and where to listen. `kumo server` sets these on its worker
 // processes; a revision's Deployment sets them on its pods.
 
-import { KumoError, Problems } from "../../services/model/index.ts";
+import { envInt, KumoError, Problems } from "../../services/model/index.ts";
 import type { PodSpec } from "./function.ts";
 
 /** Everything runtime/pod/main.ts needs. */
@@ -21,16 +21,6 @@ export interface PodConfig {
 /** Prefix of the runtime's own variables; they are never part of the function's env. */
 export const POD_ENV_PREFIX = "KUMO_POD_";
 
-function int(p: Problems, env: Record<string, string | undefined>, key: string, fallback: number, min: number, max: number): number {
-  const raw = env[key];
-  if (raw === undefined || raw === "") return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    p.add(key, `"${raw}" is not a whole number from ${min} to ${max}`);
-    return fallback;
-  }
-  return n;
-}
 
 function required(p: Problems, env: Record<string, string | undefined>, key: string, what: string): string {
   const v = env[key];
@@ -51,9 +41,9 @@ export function loadPodConfig(env: Record<string, string | undefined>): PodConfi
   const fn = required(p, env, "KUMO_POD_FUNCTION", "the function");
   const revision = required(p, env, "KUMO_POD_REVISION", "the revision");
   // KUMO_POD_TIMEOUT_MS: limits.timeoutMs, the handler's deadline when a request has none sooner.
-  const timeoutMs = int(p, env, "KUMO_POD_TIMEOUT_MS", 30_000, 1, 3_600_000);
+  const timeoutMs = envInt(p, env, "KUMO_POD_TIMEOUT_MS", 30_000, 1, 3_600_000);
   // KUMO_POD_MEMORY_MB: limits.memoryMb, named in memory errors (the heap cap is a node flag).
-  const memoryMb = int(p, env, "KUMO_POD_MEMORY_MB", 128, 1, 65_536);
+  const memoryMb = envInt(p, env, "KUMO_POD_MEMORY_MB", 128, 1, 65_536);
   // KUMO_POD_ENV_KEYS: comma-separated names of the function's env (ctx.env); unset means every
   // variable but KUMO_POD_*.
   const keys = env.KUMO_POD_ENV_KEYS;
@@ -64,9 +54,9 @@ export function loadPodConfig(env: Record<string, string | undefined>): PodConfi
     if (v !== undefined) fnEnv[k] = v;
   }
   const socketPath = env.KUMO_POD_SOCKET === undefined || env.KUMO_POD_SOCKET === "" ? undefined : env.KUMO_POD_SOCKET;
-  const port = int(p, env, "KUMO_POD_PORT", 0, 0, 65535);
+  const port = envInt(p, env, "KUMO_POD_PORT", 0, 0, 65535);
   const host = env.KUMO_POD_HOST === undefined || env.KUMO_POD_HOST === "" ? (port === 0 ? "127.0.0.1" : "0.0.0.0") : env.KUMO_POD_HOST;
-  const logFd = env.KUMO_POD_LOG_FD === undefined || env.KUMO_POD_LOG_FD === "" ? undefined : int(p, env, "KUMO_POD_LOG_FD", 3, 3, 1023);
+  const logFd = env.KUMO_POD_LOG_FD === undefined || env.KUMO_POD_LOG_FD === "" ? undefined : envInt(p, env, "KUMO_POD_LOG_FD", 3, 3, 1023);
   if (p.list.length > 0) {
     throw new KumoError("KUMO_E_INVALID_CONFIG", `invalid pod configuration: ${p.list.map((d) => `${d.field}: ${d.message}`).join("; ")}`, { details: p.list });
   }

@@ -7,7 +7,7 @@ import type { InvocationEntry, KumoClient, RevisionServing } from "../api/index.
 import type { KumoFunction, Outcome, Revision, ScaleSpec } from "../model/index.ts";
 import type { Command, CommandContext } from "./command.ts";
 import { sortRevisions } from "./list.ts";
-import { formatAge, formatMs, json, table } from "./output.ts";
+import { conditionsSection, fields, formatAge, formatMs, indent, json, table } from "./output.ts";
 import { servingTable, trafficSummary, trafficTable } from "./traffic.ts";
 
 /** How many recent invocations describe counts. */
@@ -40,13 +40,6 @@ export function summarize(entries: readonly InvocationEntry[]): InvocationSummar
   return out;
 }
 
-function indent(text: string, spaces: number): string {
-  const pad = " ".repeat(spaces);
-  return text
-    .split("\n")
-    .map((l) => (l === "" ? l : pad + l))
-    .join("\n");
-}
 
 /** The scale settings; those left out follow the server's autoscaler defaults. */
 export function scaleText(scale: Partial<ScaleSpec>): string {
@@ -77,16 +70,8 @@ export function describeText(fn: KumoFunction, revisions: readonly Revision[], i
     ["Latest ready", fn.status.latestReadyRevision ?? "-"],
     ["Latest created", fn.status.latestCreatedRevision ?? "-"],
   ];
-  const width = Math.max(...rows.map(([k]) => k.length)) + 1;
-  let out = rows.map(([k, v]) => `${`${k}:`.padEnd(width)}  ${v}\n`).join("");
-
-  out += "\nConditions:\n";
-  const conditions = fn.status.conditions ?? [];
-  if (conditions.length === 0) out += "  (none yet: the controller has not reconciled this function)\n";
-  for (const c of conditions) {
-    out += `  ${c.type}=${c.status}  ${c.reason}  (${formatAge(c.lastTransitionTime, now)} ago)\n`;
-    if (c.message !== "") out += `${indent(c.message, 4)}\n`;
-  }
+  let out = fields(rows);
+  out += conditionsSection(fn.status.conditions, now, "(none yet: the controller has not reconciled this function)");
 
   out += "\nTraffic:\n";
   out += indent(trafficTable(fn), 2);

@@ -4,7 +4,7 @@
 import { inspect } from "node:util";
 import { KumoApiError, KumoConnectionError } from "../api/index.ts";
 import { KumoError } from "../model/index.ts";
-import type { ErrorDetail } from "../model/index.ts";
+import type { Condition, ErrorDetail } from "../model/index.ts";
 import { UsageError } from "./args.ts";
 
 /** Where output goes: process.stdout / process.stderr, or a buffer in tests. */
@@ -28,6 +28,32 @@ export function table(headers: readonly string[], rows: readonly (readonly strin
 }
 
 /** Pretty JSON with a trailing newline. */
+/** Indents every non-empty line of `text`. */
+export function indent(text: string, spaces: number): string {
+  const pad = " ".repeat(spaces);
+  return text
+    .split("\n")
+    .map((l) => (l === "" ? l : pad + l))
+    .join("\n");
+}
+
+/** "Key:  value" lines with the values aligned. */
+export function fields(rows: readonly (readonly [string, string])[]): string {
+  const width = Math.max(...rows.map(([k]) => k.length)) + 1;
+  return rows.map(([k, v]) => `${`${k}:`.padEnd(width)}  ${v}\n`).join("");
+}
+
+/** A "Conditions:" section: type=status, reason, age, then the full message indented. */
+export function conditionsSection(conditions: readonly Condition[] | undefined, now: number, whenNone: string): string {
+  let out = "\nConditions:\n";
+  if (conditions === undefined || conditions.length === 0) out += `  ${whenNone}\n`;
+  for (const c of conditions ?? []) {
+    out += `  ${c.type}=${c.status}  ${c.reason}  (${formatAge(c.lastTransitionTime, now)} ago)\n`;
+    if (c.message !== "") out += `${indent(c.message, 4)}\n`;
+  }
+  return out;
+}
+
 export function json(value: unknown): string {
   return `${JSON.stringify(value, null, 2)}\n`;
 }

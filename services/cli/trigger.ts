@@ -7,7 +7,7 @@ import type { DeliverySpec, EventFilter, Trigger, TriggerSource } from "../model
 import { booleanFlag, listFlag, parseDuration, parsePair, parseWholeNumber, readDataFlag, stringFlag, UsageError } from "./args.ts";
 import type { Values } from "./args.ts";
 import type { Command, CommandContext, CommandGroup } from "./command.ts";
-import { formatAge, formatMs, json, table } from "./output.ts";
+import { conditionsSection, fields, formatAge, formatMs, indent, json, table } from "./output.ts";
 import { openstackShorthands, shorthandTable } from "./shorthands.ts";
 
 const CREATE = "trigger create";
@@ -161,13 +161,6 @@ export function triggerTable(triggers: readonly Trigger[], now: number): string 
   );
 }
 
-function indent(text: string, spaces: number): string {
-  const pad = " ".repeat(spaces);
-  return text
-    .split("\n")
-    .map((l) => (l === "" ? l : pad + l))
-    .join("\n");
-}
 
 /** The human description of a trigger: spec, delivery, conditions, start offsets. */
 export function describeTrigger(t: Trigger, now: number): string {
@@ -200,16 +193,8 @@ export function describeTrigger(t: Trigger, now: number): string {
     ["Concurrency", `${d.concurrency} events at once${d.ordered ? ", in order per partition key" : ""}`],
     ["Dead letter", d.deadLetter ? "yes: undeliverable events go to the dead-letter topic (kumo events dlq)" : "no: undeliverable events are dropped"],
   );
-  const width = Math.max(...rows.map(([k]) => k.length)) + 1;
-  let out = rows.map(([k, v]) => `${`${k}:`.padEnd(width)}  ${v}\n`).join("");
-
-  out += "\nConditions:\n";
-  const conditions = t.status.conditions ?? [];
-  if (conditions.length === 0) out += "  (none yet)\n";
-  for (const c of conditions) {
-    out += `  ${c.type}=${c.status}  ${c.reason}  (${formatAge(c.lastTransitionTime, now)} ago)\n`;
-    if (c.message !== "") out += `${indent(c.message, 4)}\n`;
-  }
+  let out = fields(rows);
+  out += conditionsSection(t.status.conditions, now, "(none yet)");
   if (src.kind === "event") {
     out += "\nStart offsets:\n";
     const offsets = Object.entries(t.status.startOffsets ?? {}).sort(([a], [b]) => Number(a) - Number(b));

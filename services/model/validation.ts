@@ -39,6 +39,18 @@ export class Problems {
   }
 }
 
+/** Reads a whole-number environment variable within [min, max]; a bad value is added to `p` and the fallback returned. */
+export function envInt(p: Problems, env: Readonly<Record<string, string | undefined>>, key: string, fallback: number, min: number, max: number): number {
+  const raw = env[key];
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    p.add(key, `"${raw}" is not a whole number from ${min} to ${max}`);
+    return fallback;
+  }
+  return n;
+}
+
 /** The problem with a DNS-1123 label, or undefined if it is one. */
 export function dnsLabelProblem(value: string, what: string): string | undefined {
   if (value.length === 0) return `${what} is empty: use 1-63 lowercase letters, digits and '-'`;

@@ -4,7 +4,7 @@
 import { isIP } from "node:net";
 import { defaultAutoscalerConfig, loadAutoscalerConfig, type AutoscalerConfig } from "../autoscaler/index.ts";
 import { loadKafkaConfig, type KafkaConfig } from "../bus/index.ts";
-import { KumoError, Problems } from "../model/index.ts";
+import { envInt, KumoError, Problems } from "../model/index.ts";
 import { loadOpenStackConfig, type OpenStackConfig } from "../../event-providers/openstack/index.ts";
 
 /** Everything `kumo server` needs to start. */
@@ -73,16 +73,6 @@ export function isLoopback(host: string): boolean {
   return LOOPBACK.has(host) || host.startsWith("127.");
 }
 
-function int(p: Problems, env: Record<string, string | undefined>, key: string, fallback: number, min: number, max: number): number {
-  const raw = env[key];
-  if (raw === undefined || raw === "") return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    p.add(key, `"${raw}" is not a whole number from ${min} to ${max}`);
-    return fallback;
-  }
-  return n;
-}
 
 function oneOf<T extends string>(p: Problems, env: Record<string, string | undefined>, key: string, allowed: readonly T[], fallback: T): T {
   const raw = env[key];
@@ -97,7 +87,7 @@ export function loadServerConfig(env: Record<string, string | undefined>, overri
   const p = new Problems();
   const host = overrides.host ?? env.KUMO_HOST ?? "127.0.0.1";
   if (host !== "localhost" && isIP(host) === 0 && !/^[a-zA-Z0-9.-]+$/.test(host)) p.add("KUMO_HOST", `"${host}" is not an address to listen on`);
-  const port = overrides.port ?? int(p, env, "KUMO_PORT", 8080, 0, 65535);
+  const port = overrides.port ?? envInt(p, env, "KUMO_PORT", 8080, 0, 65535);
   if (!Number.isInteger(port) || port < 0 || port > 65535) p.add("--port", `${port} is not a TCP port (0-65535)`);
   const token = env.KUMO_API_TOKEN === "" ? undefined : env.KUMO_API_TOKEN;
   if (token !== undefined && token.length < 16) p.add("KUMO_API_TOKEN", "is shorter than 16 characters: use a long random value, e.g. `openssl rand -hex 32`");
@@ -112,13 +102,13 @@ export function loadServerConfig(env: Record<string, string | undefined>, overri
     dataDir: overrides.dataDir ?? env.KUMO_DATA_DIR ?? "./.kumo",
     apiToken: token,
     publicUrl: publicUrl?.replace(/\/+$/, ""),
-    gatewayMaxBodyBytes: int(p, env, "KUMO_GATEWAY_MAX_BODY_BYTES", 6 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
-    queueLimit: int(p, env, "KUMO_QUEUE_LIMIT", 1000, 0, 1_000_000),
-    queueTimeoutMs: int(p, env, "KUMO_QUEUE_TIMEOUT_MS", 30_000, 1, 3_600_000),
-    invocationRetention: int(p, env, "KUMO_INVOCATION_RETENTION", 1000, 1, 10_000_000),
-    maxSourceBytes: int(p, env, "KUMO_API_MAX_SOURCE_BYTES", 50 * 1024 * 1024, 1024, 2 * 1024 * 1024 * 1024),
-    eventsMaxBodyBytes: int(p, env, "KUMO_EVENTS_MAX_BODY_BYTES", 1024 * 1024, 1024, 256 * 1024 * 1024),
-    eventPartitions: int(p, env, "KUMO_EVENTS_PARTITIONS", 8, 1, 1024),
+    gatewayMaxBodyBytes: envInt(p, env, "KUMO_GATEWAY_MAX_BODY_BYTES", 6 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    queueLimit: envInt(p, env, "KUMO_QUEUE_LIMIT", 1000, 0, 1_000_000),
+    queueTimeoutMs: envInt(p, env, "KUMO_QUEUE_TIMEOUT_MS", 30_000, 1, 3_600_000),
+    invocationRetention: envInt(p, env, "KUMO_INVOCATION_RETENTION", 1000, 1, 10_000_000),
+    maxSourceBytes: envInt(p, env, "KUMO_API_MAX_SOURCE_BYTES", 50 * 1024 * 1024, 1024, 2 * 1024 * 1024 * 1024),
+    eventsMaxBodyBytes: envInt(p, env, "KUMO_EVENTS_MAX_BODY_BYTES", 1024 * 1024, 1024, 256 * 1024 * 1024),
+    eventPartitions: envInt(p, env, "KUMO_EVENTS_PARTITIONS", 8, 1, 1024),
     isolateDispatch: oneOf(p, env, "KUMO_ISOLATE_DISPATCH", ["thread", "auto", "inline"] as const, "thread"),
     autoscaler: sub(p, () => loadAutoscalerConfig(env), defaultAutoscalerConfig),
     kafka: env.KUMO_KAFKA_BROKERS === undefined || env.KUMO_KAFKA_BROKERS === "" ? undefined : sub<KafkaConfig | undefined>(p, () => loadKafkaConfig(env), undefined),
