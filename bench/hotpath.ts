@@ -18,7 +18,7 @@ const rounds = Number(values.rounds);
 
 const raw = await startRaw();
 // --dispatch thread|auto|inline sets KUMO_ISOLATE_DISPATCH (default: the server's default).
-const dispatch = values.dispatch ?? "thread";
+const dispatch = values.dispatch ?? "auto";
 const kumo = await startKumo({ KUMO_ISOLATE_DISPATCH: dispatch });
 try {
   await deploy(kumo.url, "hello", join(repoRoot, "examples/hello-http"));

@@ -8,7 +8,7 @@ import { writeSync } from "node:fs";
 import { pathToFileURL } from "node:url";
 import { KumoError } from "../../services/model/index.ts";
 import type { HttpInput, InvokeRequest, InvokeResult, LogLine } from "../../services/model/index.ts";
-import { MAX_LOG_LINES, MAX_LOG_LINE_CHARS, describeThrown, formatArgs, replacedResult, responseFor, thrownResult, timeoutResult, badResponseResult } from "./results.ts";
+import { MAX_LOG_LINES, MAX_LOG_LINE_CHARS, describeThrown, formatArgs, replacedResult, responseFor, thrownResult, timeoutResult, badResponseResult } from "../results/index.ts";
 
 /** What the worker runtime needs to load a revision: the LoadSpec with the bundle on disk or inline. */
 export interface PodSpec {

@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 export { startPodServer, LOG_TAG_HEADER, REPLACED_EXIT_CODE, type PodServer, type PodServerOptions } from "./server.ts";
 export { loadPodConfig, POD_ENV_PREFIX, type PodConfig } from "./config.ts";
 export { fdLogSink, timerMs, type LogSink, type PodSpec } from "./function.ts";
-export { checkedResult, exitedResult, internalResult, memoryResult, replacedResult, timeoutResult } from "./results.ts";
+export { checkedResult, exitedResult, internalResult, memoryResult, replacedResult, timeoutResult } from "../results/index.ts";
 
 /** Path of the entrypoint a worker process runs (runtime/pod/main.ts). */
 export const podMainPath: string = fileURLToPath(new URL("./main.ts", import.meta.url));

@@ -30,7 +30,7 @@ function parseEnvFile(text: string): Record<string, string> {
 describe("loadServerConfig", () => {
   it("defaults to loopback on 8080 with ./.kumo", () => {
     const c = loadServerConfig({});
-    expect(c).toMatchObject({ host: "127.0.0.1", port: 8080, dataDir: "./.kumo", apiToken: undefined, isolateDispatch: "thread", kafka: undefined, openstack: undefined });
+    expect(c).toMatchObject({ host: "127.0.0.1", port: 8080, dataDir: "./.kumo", apiToken: undefined, isolateDispatch: "auto", kafka: undefined, openstack: undefined });
     expect(Object.isFrozen(c)).toBe(true);
   });
 

@@ -34,11 +34,14 @@ export interface ServerConfig {
   /** KUMO_EVENTS_PARTITIONS: partitions of the embedded bus's kumo.events topic when it is created (Kafka: KUMO_KAFKA_PARTITIONS). Default 8. */
   readonly eventPartitions: number;
   /**
-   * KUMO_ISOLATE_DISPATCH: where isolate code runs. "thread" (default): on isolated-vm's threads,
-   * so a function stuck in a loop never blocks the server. "auto": on the server's thread (faster)
-   * until a revision's synchronous work exceeds 10 ms per request. "inline": always on the server's thread.
+   * KUMO_ISOLATE_DISPATCH: where isolate code runs. "auto" (default): a revision starts on
+   * isolated-vm's threads and, after 50 quick invocations, runs on the server's thread, where a
+   * synchronous run is stopped after 250 ms (503, not re-run) and the revision goes back to threads
+   * for good: a runaway loop stalls the server at most ~250 ms, once per revision. "thread": always
+   * on isolated-vm's threads (never stalls the server, more CPU per request). "inline": always on
+   * the server's thread, uncapped (fastest; a loop stalls everything until its timeout).
    */
-  readonly isolateDispatch: "thread" | "auto" | "inline";
+  readonly isolateDispatch: "auto" | "thread" | "inline";
   /** KUMO_AUTOSCALER_*: the autoscaler's global defaults (see services/autoscaler/config.ts). */
   readonly autoscaler: AutoscalerConfig;
   /** KUMO_KAFKA_*: when KUMO_KAFKA_BROKERS is set, the event bus is Kafka instead of the embedded log. */
@@ -109,7 +112,7 @@ export function loadServerConfig(env: Record<string, string | undefined>, overri
     maxSourceBytes: envInt(p, env, "KUMO_API_MAX_SOURCE_BYTES", 50 * 1024 * 1024, 1024, 2 * 1024 * 1024 * 1024),
     eventsMaxBodyBytes: envInt(p, env, "KUMO_EVENTS_MAX_BODY_BYTES", 1024 * 1024, 1024, 256 * 1024 * 1024),
     eventPartitions: envInt(p, env, "KUMO_EVENTS_PARTITIONS", 8, 1, 1024),
-    isolateDispatch: oneOf(p, env, "KUMO_ISOLATE_DISPATCH", ["thread", "auto", "inline"] as const, "thread"),
+    isolateDispatch: oneOf(p, env, "KUMO_ISOLATE_DISPATCH", ["auto", "thread", "inline"] as const, "auto"),
     autoscaler: sub(p, () => loadAutoscalerConfig(env), defaultAutoscalerConfig),
     kafka: env.KUMO_KAFKA_BROKERS === undefined || env.KUMO_KAFKA_BROKERS === "" ? undefined : sub<KafkaConfig | undefined>(p, () => loadKafkaConfig(env), undefined),
     openstack: sub(p, () => loadOpenStackConfig(env), undefined),

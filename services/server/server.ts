@@ -153,7 +153,10 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "kumo_process_" });
   const gatewayMetrics = createGatewayMetrics(registry);
-  const isolate = createIsolateBackend({ dispatch: config.isolateDispatch });
+  const isolate = createIsolateBackend({
+    dispatch: config.isolateDispatch,
+    onDispatchChange: (revision, dispatch, why) => log(`isolate: ${revision} now runs on ${dispatch === "inline" ? "the server's thread" : "isolated-vm's threads"}: ${why}`),
+  });
   const processes = createProcessBackend();
   const backends: Record<RuntimeKind, InstanceBackend | undefined> = { isolate, process: processes };
   const logLevel = (level: string, message: string) => log(level === "info" ? message : `${level}: ${message}`);

@@ -1,6 +1,6 @@
-// Invocation results of the worker runtime: how a handler's return value becomes a response, and the
-// failures (thrown errors, timeouts, memory, lost instances). The bodies and messages are the
-// isolate runtime's, word for word, so a function behaves the same whichever runtime runs it.
+// Invocation results shared by every runtime: how a handler's return value becomes a response,
+// and the failures (thrown errors, timeouts, memory, lost instances), so a function answers the
+// same whichever runtime runs it. (The isolate's in-isolate prelude mirrors responseFor in JS.)
 
 import type { InvokeResult, LogLine, Outcome } from "../../services/model/index.ts";
 
@@ -161,14 +161,15 @@ export function responseFor(v: unknown, logs: LogLine[]): InvokeResult {
   return { outcome: "success", status: 200, headers: { "content-type": JSON_TYPE }, body: j.json, logs };
 }
 
-function failure(outcome: Outcome, status: number, errorCode: string, message: string, logs: LogLine[]): InvokeResult {
+/** A failed invocation's result: the catalogue error as the JSON body, with the function's logs. */
+export function failureResult(outcome: Outcome, status: number, errorCode: string, message: string, logs: LogLine[]): InvokeResult {
   const body = JSON.stringify({ error: { code: errorCode, message, details: [], logs: logStrings(logs) } });
   return { outcome, status, headers: { "content-type": JSON_TYPE }, body, logs, error: message, errorCode };
 }
 
 /** The function ran past its deadline (504). */
 export function timeoutResult(timeoutMs: number, logs: LogLine[]): InvokeResult {
-  return failure(
+  return failureResult(
     "timeout",
     504,
     "KUMO_E_FUNCTION_TIMEOUT",
@@ -180,7 +181,7 @@ export function timeoutResult(timeoutMs: number, logs: LogLine[]): InvokeResult 
 
 /** The function exhausted its heap (500). */
 export function memoryResult(memoryMb: number, logs: LogLine[]): InvokeResult {
-  return failure(
+  return failureResult(
     "function_error",
     500,
     "KUMO_E_FUNCTION_MEMORY",
@@ -191,7 +192,7 @@ export function memoryResult(memoryMb: number, logs: LogLine[]): InvokeResult {
 
 /** The request was in flight on (or sent to) an instance that went away (503, retryable). */
 export function replacedResult(): InvokeResult {
-  return failure(
+  return failureResult(
     "platform_error",
     503,
     "KUMO_E_UNAVAILABLE",
@@ -204,7 +205,7 @@ export function replacedResult(): InvokeResult {
 /** The function's process ended while the request ran (process.exit, an uncaught error in a callback). */
 export function exitedResult(how: string, stderrTail: string, logs: LogLine[]): InvokeResult {
   const tail = stderrTail.trim();
-  return failure(
+  return failureResult(
     "function_error",
     500,
     "KUMO_E_FUNCTION_ERROR",
@@ -216,7 +217,7 @@ export function exitedResult(how: string, stderrTail: string, logs: LogLine[]): 
 
 /** The platform could not pass the request to the function or read its answer (500). */
 export function internalResult(reason: string): InvokeResult {
-  return failure("platform_error", 500, "KUMO_E_INTERNAL", `internal error: could not run the function: ${reason}`, []);
+  return failureResult("platform_error", 500, "KUMO_E_INTERNAL", `internal error: could not run the function: ${reason}`, []);
 }
 
 /** A result read off the wire, checked before it is trusted. */
