@@ -88,6 +88,11 @@ export function describeText(fn: KumoFunction, revisions: readonly Revision[], i
       sorted.map((r) => [r.metadata.name, String(r.spec.generation), r.spec.artifact, r.metadata.creationTimestamp]),
     );
     out += indent(t, 2);
+    // A revision whose instances failed to start says why (the pool stops retrying).
+    for (const r of sorted) {
+      const ready = r.status.conditions?.find((c) => c.type === "Ready");
+      if (ready?.status === "False") out += `  ${r.metadata.name}: ${ready.reason}: ${ready.message}\n`;
+    }
   }
 
   out += `\nInvocations (last ${RECENT}):\n`;

@@ -2,7 +2,7 @@
 // function, which revisions take its traffic (by percent, and by tag), each with its pool. All
 // lookups the hot path needs are prepared here, once per change, not per request.
 
-import type { Clock, InstanceBackend, KumoFunction, LoadSpec, Revision, RuntimeKind, ScaleSpec } from "../model/index.ts";
+import { KumoError, condition, setCondition, type Clock, type InstanceBackend, type KumoFunction, type LoadSpec, type Revision, type RuntimeKind, type ScaleSpec } from "../model/index.ts";
 import type { BlobStore, Store, Watch } from "../store/index.ts";
 import { revisionMetrics, type GatewayMetrics, type RevisionMetrics } from "./metrics.ts";
 import { RevisionPool, type PoolOptions } from "./pool.ts";
@@ -247,16 +247,42 @@ export class RouteTable {
       queueLimit: this.defaults.queueLimit,
       queueTimeoutMs: this.defaults.queueTimeoutMs,
     };
+    let startFailed = false;
     const pool = new RevisionPool(spec, backend, options, this.clock, {
-      onColdStart: (ms) => metrics.coldStart(ms / 1000),
+      onColdStart: (ms) => {
+        metrics.coldStart(ms / 1000);
+        if (startFailed) {
+          startFailed = false;
+          void this.setRevisionReady(namespace, name, "True", "Started", "an instance started after an earlier failure");
+        }
+      },
       onQueueWait: (ms) => metrics.queueWait.observe(ms / 1000),
       onRejected: (reason) => metrics.rejected[reason]++,
       onInstancesChanged: (n) => (metrics.instances = n),
-      onStartFailed: (err) => console.error(`gateway: revision ${namespace}/${name} failed to start: ${err.message}`),
+      onStartFailed: (err) => {
+        console.error(`gateway: revision ${namespace}/${name} failed to start: ${err.message}`);
+        startFailed = true;
+        void this.setRevisionReady(namespace, name, "False", "StartFailed", err.message);
+      },
     });
     metrics.inflight = () => pool.inflight;
     metrics.queued = () => pool.stats().queued;
     return { namespace, function: fn, revision: name, timeoutMs: rev.spec.limits.timeoutMs, scale: rev.spec.scale, pool, metrics };
+  }
+
+  /** Records instance start failures (and recovery) in the revision's status, where `kumo describe` shows them. */
+  private async setRevisionReady(namespace: string, name: string, status: "True" | "False", reason: string, message: string): Promise<void> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const rev = await this.store.get("Revision", namespace, name);
+      if (rev === undefined) return;
+      const conditions = setCondition(rev.status.conditions, condition("Ready", status, reason, message, new Date(this.clock.now())));
+      try {
+        await this.store.updateStatus("Revision", { ...rev, status: { ...rev.status, conditions } });
+        return;
+      } catch (err) {
+        if (!(err instanceof KumoError) || err.code !== "KUMO_E_CONFLICT") return;
+      }
+    }
   }
 
   private async retire(target: RevisionTarget): Promise<void> {

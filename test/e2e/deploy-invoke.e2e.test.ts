@@ -181,6 +181,26 @@ describe("bad functions get the documented errors and the server keeps serving",
     expect(body.error.message).toContain("32");
   });
 
+  it("a revision whose instances stop starting fails the held request with the reason and says so in describe", async () => {
+    // Loads fine at deploy time (the controller's check), then throws at load from 3 s on.
+    const r = await deployFolder("flaky", {
+      "index.ts": `const deployedAt = ${Date.now()};\nif (Date.now() - deployedAt > 3000) throw new Error("config service unreachable at load");\nexport default () => "ok";\n`,
+    }, ["--timeout", "2s"]);
+    expect(r.code, r.stderr).toBe(0);
+    await new Promise((res) => setTimeout(res, 3100));
+    const res = await fetch(`${server.url}/default/flaky`);
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    expect(res.status).toBe(422);
+    expect(body.error.code).toBe("KUMO_E_LOAD_FAILED");
+    expect(body.error.message).toContain("config service unreachable at load");
+    let describe = "";
+    for (let i = 0; i < 20 && !describe.includes("StartFailed"); i++) {
+      describe = (await runKumo(["describe", "flaky"], env)).stdout;
+      await new Promise((res2) => setTimeout(res2, 100));
+    }
+    expect(describe).toContain("flaky-00001: StartFailed");
+  });
+
   it("the server still serves other functions after all of that", async () => {
     const res = await fetch(`${server.url}/default/echo/x`, { method: "POST", body: "{}", headers: { "content-type": "application/json" } });
     expect(res.status).toBe(201);
