@@ -5,12 +5,21 @@
 //   make bench            (all benchmarks)
 //   node_modules/.bin/node bench/hotpath.ts [--seconds 10] [--connections 50] [--rounds 2]
 
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { deploy, machine, repoRoot, saveResult, startKumo, startRaw, wrk, type WrkResult } from "./lib.ts";
 
 const { values } = parseArgs({
-  options: { seconds: { type: "string", default: "10" }, connections: { type: "string", default: "50" }, rounds: { type: "string", default: "2" }, dispatch: { type: "string" } },
+  options: {
+    seconds: { type: "string", default: "10" },
+    connections: { type: "string", default: "50" },
+    rounds: { type: "string", default: "2" },
+    dispatch: { type: "string" },
+    // --function quiet: a hello that writes no log line (the example logs one per request).
+    function: { type: "string", default: "example" },
+  },
 });
 const seconds = Number(values.seconds);
 const connections = Number(values.connections);
@@ -21,7 +30,12 @@ const raw = await startRaw();
 const dispatch = values.dispatch ?? "auto";
 const kumo = await startKumo({ KUMO_ISOLATE_DISPATCH: dispatch });
 try {
-  await deploy(kumo.url, "hello", join(repoRoot, "examples/hello-http"));
+  let fnDir = join(repoRoot, "examples/hello-http");
+  if (values.function === "quiet") {
+    fnDir = await mkdtemp(join(tmpdir(), "kumo-bench-quiet-"));
+    await writeFile(join(fnDir, "index.ts"), `export default (req: { query: Record<string, string> }) => ({ message: \`hello, \${req.query.name ?? "world"}\` });\n`);
+  } else if (values.function !== "example") throw new Error(`--function is "example" or "quiet", not ${String(values.function)}`);
+  await deploy(kumo.url, "hello", fnDir);
   const targets = { raw: `${raw.url}/?name=bench`, kumo: `${kumo.url}/default/hello?name=bench` };
   // Warm both (JIT, the isolate, connection pools).
   for (const url of Object.values(targets)) await wrk(url, connections, 2);
@@ -41,13 +55,13 @@ try {
   const k1 = { p50ms: median(single.kumo!, "p50ms"), p99ms: median(single.kumo!, "p99ms") };
   const ratio = k.rps / r.rps;
   const addedP50 = k1.p50ms - r1.p50ms;
-  console.log(`\n## Hot path (${machine()}, isolate dispatch "${dispatch}", wrk -t1, ${connections} connections, ${seconds}s, best of ${rounds})\n`);
+  console.log(`\n## Hot path (${machine()}, isolate dispatch "${dispatch}", function ${values.function === "quiet" ? "hello without logging" : "examples/hello-http"}, wrk -t1, ${connections} connections, ${seconds}s, best of ${rounds})\n`);
   console.log("| server | req/s | p50 ms | p99 ms | 1-conn p50 ms | 1-conn p99 ms | errors |");
   console.log("|---|---|---|---|---|---|---|");
   console.log(`| raw node:http | ${r.rps.toFixed(0)} | ${r.p50ms.toFixed(3)} | ${r.p99ms.toFixed(3)} | ${r1.p50ms.toFixed(3)} | ${r1.p99ms.toFixed(3)} | ${r.errors} |`);
   console.log(`| kumo gateway → isolate | ${k.rps.toFixed(0)} | ${k.p50ms.toFixed(3)} | ${k.p99ms.toFixed(3)} | ${k1.p50ms.toFixed(3)} | ${k1.p99ms.toFixed(3)} | ${k.errors} |`);
   console.log(`\nthroughput ratio kumo/raw: ${ratio.toFixed(2)}x (aim >= 0.70); added p50 at one connection: ${addedP50.toFixed(3)} ms (aim < 0.200)`);
-  const file = await saveResult(`hotpath-${dispatch}`, { machine: machine(), dispatch, seconds, connections, rounds, raw: { load: load.raw, single: single.raw }, kumo: { load: load.kumo, single: single.kumo }, ratio, addedP50ms: addedP50 });
+  const file = await saveResult(`hotpath-${dispatch}-${values.function}`, { machine: machine(), dispatch, seconds, connections, rounds, raw: { load: load.raw, single: single.raw }, kumo: { load: load.kumo, single: single.kumo }, ratio, addedP50ms: addedP50 });
   console.log(`(raw numbers: ${file})`);
 } finally {
   await kumo.stop();
