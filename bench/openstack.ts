@@ -62,7 +62,6 @@ export default async (event, ctx) => {
 `;
 
 // Everything to undo, whatever happens.
-const STOP_GRACE_MS = 15_000;
 let server: Child | undefined;
 let witness: Server | undefined;
 let connection: amqp.ChannelModel | undefined;
@@ -70,12 +69,8 @@ const tempDirs: string[] = [];
 async function cleanup(): Promise<void> {
   const s = server;
   server = undefined;
-  if (s !== undefined && s.proc.exitCode === null && s.proc.signalCode === null) {
-    // SIGTERM drains; a server that has not exited after the grace is killed so the run still ends.
-    const killer = setTimeout(() => s.proc.kill("SIGKILL"), STOP_GRACE_MS);
-    await s.stop();
-    clearTimeout(killer);
-  }
+  // SIGTERM drains; stop() kills a server that has not exited after 15 s, so the run still ends.
+  await s?.stop();
   const c = connection;
   connection = undefined;
   if (c !== undefined) {

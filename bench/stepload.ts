@@ -52,7 +52,6 @@ export default async () => {
 `;
 
 // Everything to undo, whatever happens.
-const STOP_GRACE_MS = 15_000;
 let server: Child | undefined;
 const tempDirs: string[] = [];
 /** The load generator while it runs; stopped first, so the server can drain. */
@@ -63,12 +62,8 @@ async function cleanup(): Promise<void> {
   activeLoad = undefined;
   const s = server;
   server = undefined;
-  if (s !== undefined && s.proc.exitCode === null && s.proc.signalCode === null) {
-    // SIGTERM drains; a server that has not exited after the grace is killed so the run still ends.
-    const killer = setTimeout(() => s.proc.kill("SIGKILL"), STOP_GRACE_MS);
-    await s.stop();
-    clearTimeout(killer);
-  }
+  // SIGTERM drains; stop() kills a server that has not exited after 15 s, so the run still ends.
+  await s?.stop();
   for (const d of tempDirs.splice(0)) await rm(d, { recursive: true, force: true });
 }
 for (const sig of ["SIGINT", "SIGTERM"] as const) {
