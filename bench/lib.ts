@@ -16,7 +16,7 @@ const run = promisify(execFile);
 export interface Child {
   url: string;
   proc: ChildProcess;
-  stop(): Promise<void>;
+  stop: () => Promise<void>;
 }
 
 /** Starts a process and waits for `pattern` on its output; the first group builds the URL. */
@@ -56,8 +56,13 @@ export function startChild(cmd: string, args: string[], pattern: RegExp, toUrl: 
 export async function startKumo(env: Record<string, string> = {}): Promise<Child> {
   const dataDir = await mkdtemp(join(tmpdir(), "kumo-bench-"));
   const child = await startChild(join(repoRoot, "bin/kumo"), ["server", "--port", "0", "--data-dir", dataDir], /(http:\/\/127\.0\.0\.1:\d+)/, (u) => u, env);
-  const stop = child.stop;
-  return { ...child, stop: async () => (await stop(), await rm(dataDir, { recursive: true, force: true })) };
+  return {
+    ...child,
+    stop: async () => {
+      await child.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
 }
 
 /** Starts the raw node:http hello server. */
