@@ -9,7 +9,7 @@ import { loadKafkaConfig } from "./kafka.ts";
 describe("loadKafkaConfig", () => {
   it("applies defaults and returns a frozen config", () => {
     const config = loadKafkaConfig({ KUMO_KAFKA_BROKERS: "kafka-0.kafka:9092, kafka-1.kafka:9092" });
-    expect(config).toEqual({ brokers: ["kafka-0.kafka:9092", "kafka-1.kafka:9092"], clientId: "kumo", ssl: false, idempotent: true, partitions: 8 });
+    expect(config).toEqual({ brokers: ["kafka-0.kafka:9092", "kafka-1.kafka:9092"], clientId: "kumo", ssl: false, idempotent: true, partitions: 8, sessionTimeoutMs: 30_000 });
     expect(Object.isFrozen(config)).toBe(true);
     expect(Object.isFrozen(config.brokers)).toBe(true);
   });
@@ -24,6 +24,7 @@ describe("loadKafkaConfig", () => {
       KUMO_KAFKA_SASL_PASSWORD: "s3cret",
       KUMO_KAFKA_IDEMPOTENT: "false",
       KUMO_KAFKA_PARTITIONS: "16",
+      KUMO_KAFKA_SESSION_TIMEOUT_MS: "10000",
     });
     expect(config).toEqual({
       brokers: ["10.0.0.1:9093"],
@@ -32,6 +33,7 @@ describe("loadKafkaConfig", () => {
       sasl: { mechanism: "scram-sha-512", username: "kumo", password: "s3cret" },
       idempotent: false,
       partitions: 16,
+      sessionTimeoutMs: 10_000,
     });
   });
 
@@ -42,6 +44,7 @@ describe("loadKafkaConfig", () => {
         KUMO_KAFKA_BROKERS: "kafka:9092,no-port",
         KUMO_KAFKA_SSL: "yes",
         KUMO_KAFKA_PARTITIONS: "0",
+        KUMO_KAFKA_SESSION_TIMEOUT_MS: "100",
         KUMO_KAFKA_SASL_MECHANISM: "gssapi",
         KUMO_KAFKA_IDEMPOTENT: "maybe",
         KUMO_KAFKA_BROKER: "typo:9092",
@@ -61,10 +64,11 @@ describe("loadKafkaConfig", () => {
         "KUMO_KAFKA_SASL_MECHANISM",
         "KUMO_KAFKA_SASL_PASSWORD",
         "KUMO_KAFKA_SASL_USERNAME",
+        "KUMO_KAFKA_SESSION_TIMEOUT_MS",
         "KUMO_KAFKA_SSL",
       ].sort(),
     );
-    expect(kumo.message).toMatch(/and 7 more problems/);
+    expect(kumo.message).toMatch(/and 8 more problems/);
   });
 
   it("requires the brokers, and a mechanism for SASL credentials", () => {

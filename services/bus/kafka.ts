@@ -115,15 +115,16 @@ export function loadKafkaConfig(env: Env): KafkaConfig {
     if (known !== undefined && username !== undefined && password !== undefined) sasl = Object.freeze({ mechanism: known, username, password });
   }
 
-  const first = problems[0];
-  if (first !== undefined) {
-    const more = problems.length > 1 ? ` (and ${problems.length - 1} more problem${problems.length > 2 ? "s" : ""})` : "";
-    throw new KumoError("KUMO_E_INVALID_CONFIG", `invalid Kafka configuration: ${first.message}${more}`, { details: problems });
-  }
   const sessionText = get("KUMO_KAFKA_SESSION_TIMEOUT_MS");
   const sessionTimeoutMs = Number(sessionText);
   if (!/^\d+$/.test(sessionText) || sessionTimeoutMs < 6000 || sessionTimeoutMs > 300_000) {
     bad("KUMO_KAFKA_SESSION_TIMEOUT_MS", `KUMO_KAFKA_SESSION_TIMEOUT_MS=${JSON.stringify(sessionText)} is not a whole number from 6000 to 300000 (ms)`);
+  }
+
+  const first = problems[0];
+  if (first !== undefined) {
+    const more = problems.length > 1 ? ` (and ${problems.length - 1} more problem${problems.length > 2 ? "s" : ""})` : "";
+    throw new KumoError("KUMO_E_INVALID_CONFIG", `invalid Kafka configuration: ${first.message}${more}`, { details: problems });
   }
   const config: KafkaConfig = { brokers: Object.freeze(brokers), clientId, ssl, idempotent, partitions, sessionTimeoutMs, ...(sasl === undefined ? {} : { sasl }) };
   return Object.freeze(config);

@@ -9,6 +9,9 @@ import type { InvocationLog } from "../store/index.ts";
 import type { GatewayMetrics } from "./metrics.ts";
 import type { RouteTable, RevisionTarget } from "./routes.ts";
 
+/** Over-limit bodies up to this size are read and discarded so the client sees the 413. */
+const DRAIN_LIMIT = 64 * 1024 * 1024;
+
 /** Gateway settings. */
 export interface GatewayOptions {
   /** Largest request body accepted, bytes (413 above). */
@@ -101,8 +104,11 @@ export function createGateway(deps: { routes: RouteTable; invocations: Invocatio
     }
     if (length !== undefined && Number(length) > maxBody) {
       deps.metrics.rejected.labels({ namespace: target.namespace, function: target.function, reason: "body_too_large" }).inc();
-      writeError(res, new KumoError("KUMO_E_BODY_TOO_LARGE", `request body of ${length} bytes is over the gateway's limit of ${maxBody} bytes: send less, or raise KUMO_GATEWAY_MAX_BODY_BYTES`), { connection: "close" });
-      req.resume();
+      // Drain a body of moderate size so the client reads the 413 instead of a broken pipe;
+      // a huge one is cut off with the connection.
+      const drain = Number(length) <= DRAIN_LIMIT;
+      writeError(res, new KumoError("KUMO_E_BODY_TOO_LARGE", `request body of ${length} bytes is over the gateway's limit of ${maxBody} bytes: send less, or raise KUMO_GATEWAY_MAX_BODY_BYTES`), drain ? {} : { connection: "close" });
+      if (drain) req.resume();
       return;
     }
     const chunks: Buffer[] = [];

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { KumoError, systemClock, type Instance, type InstanceBackend, type InvokeRequest, type InvokeResult, type LoadSpec } from "../model/index.ts";
+import { FakeClock, KumoError, systemClock, type Instance, type InstanceBackend, type InvokeRequest, type InvokeResult, type LoadSpec } from "../model/index.ts";
 import { RevisionPool, type PoolOptions } from "./pool.ts";
 
 /** A backend whose instances answer when the test says so. */
@@ -96,6 +96,31 @@ describe("RevisionPool", () => {
     expect(failures).toBe(2); // 3 requests with concurrency 2 want 2 instances, each tried once
     await expect(pool.invoke(req(4))).rejects.toMatchObject({ code: "KUMO_E_LOAD_FAILED" });
     expect(failures).toBe(2);
+  });
+
+  it("tries a failed start again only after a backoff, and recovers", async () => {
+    let fail = true;
+    let starts = 0;
+    const backend: InstanceBackend = {
+      runtime: "fake",
+      async start() {
+        starts++;
+        if (fail) throw new KumoError("KUMO_E_LOAD_FAILED", "dependency not ready");
+        return { id: "ok", revision: "r", healthy: true, invoke: async () => ({ outcome: "success", status: 200, headers: {}, body: "fine", logs: [] }), dispose: async () => {} };
+      },
+      async close() {},
+    };
+    const clock = new FakeClock(Date.now());
+    const pool = new RevisionPool(spec, backend, options({ queueTimeoutMs: 60_000 }), clock);
+    await expect(pool.invoke(req(1))).rejects.toMatchObject({ code: "KUMO_E_LOAD_FAILED" });
+    pool.scaleTo(1); // the autoscaler asking again does not start anything during the backoff
+    await expect(pool.invoke(req(2))).rejects.toMatchObject({ code: "KUMO_E_LOAD_FAILED" });
+    expect(starts).toBe(1);
+    fail = false;
+    clock.advance(1000);
+    const ok = await pool.invoke(req(3));
+    expect(ok.result.body).toBe("fine");
+    expect(starts).toBe(2);
   });
 
   it("replaces an instance that became unhealthy", async () => {

@@ -5,6 +5,10 @@
 
 import { KumoError, type Clock, type Instance, type InstanceBackend, type InvokeRequest, type InvokeResult, type LoadSpec } from "../model/index.ts";
 
+/** Backoff between start attempts after a failed start: from 1 s, doubling, up to 1 min. */
+const START_BACKOFF_MIN_MS = 1000;
+const START_BACKOFF_MAX_MS = 60_000;
+
 /** How a pool admits and queues requests. */
 export interface PoolOptions {
   /** In-flight requests one instance admits. */
@@ -71,6 +75,9 @@ export class RevisionPool {
   private closed = false;
   /** The last load failure; while set, new requests fail fast instead of retrying the start in a loop. */
   private startError: KumoError | undefined;
+  /** While a failed start is this recent, requests fail fast and no new start is tried; doubles per failure. */
+  private startRetryAt = 0;
+  private startBackoffMs = START_BACKOFF_MIN_MS;
   private idleWaiters: (() => void)[] = [];
   /** Time-weighted demand (in flight + queued) since the last sample, for the autoscaler. */
   private demandArea = 0;
@@ -112,6 +119,11 @@ export class RevisionPool {
     return avg;
   }
 
+  /** True while the last failed start is too recent to try again. */
+  private inStartBackoff(): boolean {
+    return this.startError !== undefined && this.clock.now() < this.startRetryAt;
+  }
+
   /** Accumulates demand × time up to now; called before demand changes. */
   private noteDemand(): void {
     const now = performance.now();
@@ -129,7 +141,7 @@ export class RevisionPool {
       this.inflightTotal++;
     } else {
       if (this.closed) throw new KumoError("KUMO_E_UNAVAILABLE", `revision ${this.revision} is shutting down: retry`);
-      if (this.startError !== undefined && this.members.length === 0) throw this.startError;
+      if (this.inStartBackoff() && this.members.length === 0) throw this.startError!;
       coldStart = this.members.length === 0;
       member = await this.waitForSlot(req.deadline); // the slot is already reserved
     }
@@ -152,6 +164,7 @@ export class RevisionPool {
     const need = Math.ceil((this.inflightTotal + this.queue.length) / this.options.concurrency);
     const target = Math.max(this.options.minInstances, Math.min(this.options.maxInstances, Math.max(n, need)));
     this.desiredCount = target;
+    if (this.inStartBackoff()) return; // the last start failed: the next try waits for the backoff
     while (this.members.length + this.starting < target) this.startInstance();
     // Stop idle instances beyond the target; busy ones finish first and are stopped on release.
     for (let i = this.members.length - 1; i >= 0 && this.members.length > target; i--) {
@@ -232,6 +245,7 @@ export class RevisionPool {
       (instance) => {
         this.starting--;
         this.startError = undefined;
+        this.startBackoffMs = START_BACKOFF_MIN_MS;
         if (this.closed) {
           void instance.dispose();
           return;
@@ -246,6 +260,8 @@ export class RevisionPool {
         this.starting--;
         const error = err instanceof KumoError ? err : new KumoError("KUMO_E_LOAD_FAILED", `revision ${this.revision} could not start: ${String(err)}`, { cause: err });
         this.startError = error;
+        this.startRetryAt = this.clock.now() + this.startBackoffMs;
+        this.startBackoffMs = Math.min(START_BACKOFF_MAX_MS, this.startBackoffMs * 2);
         this.events.onStartFailed?.(error);
         // Fail the held requests with the reason; do not retry in a loop.
         if (this.members.length === 0 && this.starting === 0) {

@@ -182,12 +182,18 @@ describe("bad functions get the documented errors and the server keeps serving",
   });
 
   it("a revision whose instances stop starting fails the held request with the reason and says so in describe", async () => {
-    // Loads fine at deploy time (the controller's check), then throws at load from 3 s on.
-    const r = await deployFolder("flaky", {
-      "index.ts": `const deployedAt = ${Date.now()};\nif (Date.now() - deployedAt > 3000) throw new Error("config service unreachable at load");\nexport default () => "ok";\n`,
-    }, ["--timeout", "2s"]);
+    // Loads fine at deploy time (the controller's check) and in the first instance; from 3 s on,
+    // loading throws. `?loop` times the first instance out, so the next request needs a new one.
+    const r = await deployFolder(
+      "flaky",
+      {
+        "index.ts": `const deployedAt = ${Date.now()};\nif (Date.now() - deployedAt > 3000) throw new Error("config service unreachable at load");\nexport default (req: { query: Record<string, string> }) => { if (req.query.loop) { for (;;) {} } return "ok"; };\n`,
+      },
+      ["--timeout", "300ms"],
+    );
     expect(r.code, r.stderr).toBe(0);
     await new Promise((res) => setTimeout(res, 3100));
+    expect((await fetch(`${server.url}/default/flaky?loop=1`)).status).toBe(504);
     const res = await fetch(`${server.url}/default/flaky`);
     const body = (await res.json()) as { error: { code: string; message: string } };
     expect(res.status).toBe(422);

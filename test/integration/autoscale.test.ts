@@ -23,6 +23,8 @@ beforeAll(async () => {
       KUMO_AUTOSCALER_STABLE_WINDOW_MS: "10000",
       KUMO_AUTOSCALER_TICK_INTERVAL_MS: "1000",
       KUMO_AUTOSCALER_SCALE_TO_ZERO_GRACE_MS: "2000",
+      // A new revision starts with no instance (the default, 1, would warm one up right away).
+      KUMO_AUTOSCALER_INITIAL_SCALE: "0",
     },
   });
   const dir = await tempDir("kumo-burst-");
