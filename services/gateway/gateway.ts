@@ -18,6 +18,17 @@ export interface GatewayOptions {
   maxBodyBytes: number;
 }
 
+let lastMs = 0;
+let lastIso = "1970-01-01T00:00:00.000Z";
+/** ISO time of an epoch-ms instant; requests in the same millisecond share one string. */
+function isoTime(ms: number): string {
+  if (ms !== lastMs) {
+    lastMs = ms;
+    lastIso = new Date(ms).toISOString();
+  }
+  return lastIso;
+}
+
 /** Writes an error response in the catalogue's JSON shape. */
 export function writeError(res: ServerResponse, err: KumoError, extraHeaders?: Record<string, string>): void {
   const body = JSON.stringify(err.toBody());
@@ -46,7 +57,7 @@ export function createGateway(deps: { routes: RouteTable; invocations: Invocatio
       namespace: target.namespace,
       function: target.function,
       revision: target.revision,
-      start: new Date(start).toISOString(),
+      start: isoTime(start),
       durationMs,
       outcome: result.outcome,
       status: result.status,

@@ -132,29 +132,48 @@ export class RevisionPool {
   }
 
   /** Runs one invocation on a free slot, starting an instance if none is free. */
-  async invoke(req: InvokeRequest): Promise<PoolInvocation> {
-    let member = this.freeMember();
-    let coldStart = false;
+  invoke(req: InvokeRequest): Promise<PoolInvocation> {
+    const member = this.freeMember();
     this.noteDemand();
     if (member !== undefined) {
+      // The hot path: a warm instance with a free slot; no extra promise layers.
       member.inflight++;
       this.inflightTotal++;
-    } else {
-      if (this.closed) throw new KumoError("KUMO_E_UNAVAILABLE", `revision ${this.revision} is shutting down: retry`);
-      if (this.inStartBackoff() && this.members.length === 0) throw this.startError!;
-      coldStart = this.members.length === 0;
-      member = await this.waitForSlot(req.deadline); // the slot is already reserved
+      return this.run(member, req, false);
     }
-    try {
-      const result = await member.instance.invoke(req);
-      return { result, coldStart };
-    } finally {
+    if (this.closed) return Promise.reject(new KumoError("KUMO_E_UNAVAILABLE", `revision ${this.revision} is shutting down: retry`));
+    if (this.inStartBackoff() && this.members.length === 0) return Promise.reject(this.startError!);
+    const coldStart = this.members.length === 0;
+    // The slot is already reserved when waitForSlot resolves.
+    return this.waitForSlot(req.deadline).then((m) => this.run(m, req, coldStart));
+  }
+
+  /** Runs one invocation on a reserved slot and frees the slot afterwards, whatever happens. */
+  private run(member: Member, req: InvokeRequest, coldStart: boolean): Promise<PoolInvocation> {
+    const done = (): void => {
       this.noteDemand();
       member.inflight--;
       this.inflightTotal--;
       if (!member.instance.healthy) this.remove(member);
       this.release(member);
+    };
+    let running: Promise<InvokeResult>;
+    try {
+      running = member.instance.invoke(req);
+    } catch (err) {
+      done();
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
+    return running.then(
+      (result) => {
+        done();
+        return { result, coldStart };
+      },
+      (err: unknown) => {
+        done();
+        throw err;
+      },
+    );
   }
 
   /** Sets how many instances the pool should run (the autoscaler's decision); starts or stops idle ones. */
