@@ -48,7 +48,7 @@ describe("deploy → invoke → logs → redeploy → delete", () => {
 
   it("passes method, path, headers and body through, and returns status and headers", async () => {
     const r = await deployFolder("echo", {
-      "index.ts": `export default async (req: any) => ({ status: 201, headers: { "x-echo": req.headers["x-in"] ?? "" }, body: { method: req.method, path: req.path, q: req.query, body: req.json() } });`,
+      "index.ts": `import type { HttpRequest } from "kumo/runtime";\nexport default async (req: HttpRequest) => ({ status: 201, headers: { "x-echo": req.headers["x-in"] ?? "" }, body: { method: req.method, path: req.path, q: req.query, body: req.json() } });`,
     });
     expect(r.code, r.stderr).toBe(0);
     const res = await fetch(`${server.url}/default/echo/a/b?x=1`, { method: "PUT", headers: { "x-in": "yes", "content-type": "application/json" }, body: JSON.stringify({ n: 1 }) });
@@ -150,7 +150,7 @@ describe("bad functions get the documented errors and the server keeps serving",
   });
 
   it("a function that throws answers 500 with the error and its logs", async () => {
-    const r = await deployFolder("thrower", { "index.ts": `export default async (_req: unknown, ctx: any) => { ctx.log.info("about to fail"); throw new Error("boom"); };` });
+    const r = await deployFolder("thrower", { "index.ts": `import type { Context } from "kumo/runtime";\nexport default async (_req: unknown, ctx: Context) => { ctx.log.info("about to fail"); throw new Error("boom"); };` });
     expect(r.code, r.stderr).toBe(0);
     const res = await fetch(`${server.url}/default/thrower`);
     expect(res.status).toBe(500);
@@ -161,7 +161,7 @@ describe("bad functions get the documented errors and the server keeps serving",
   });
 
   it("an infinite loop answers 504 and its isolate is replaced", async () => {
-    const r = await deployFolder("looper", { "index.ts": `export default async (req: any) => { if (req.query.loop) { for (;;) {} } return "fine"; };` }, ["--timeout", "300ms"]);
+    const r = await deployFolder("looper", { "index.ts": `import type { HttpRequest } from "kumo/runtime";\nexport default async (req: HttpRequest) => { if (req.query.loop) { for (;;) {} } return "fine"; };` }, ["--timeout", "300ms"]);
     expect(r.code, r.stderr).toBe(0);
     const res = await fetch(`${server.url}/default/looper?loop=1`);
     expect(res.status).toBe(504);
