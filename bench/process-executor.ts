@@ -1,9 +1,9 @@
 // A quick measurement of the process executor (not a test): cold start (start() to the first
 // response, p50/p99) and invokes/s of a hello handler through one instance.
-// Run: node runtime/process/bench.ts [cold-starts] [seconds-per-throughput-run]
+// Run: node_modules/.bin/node bench/process-executor.ts [cold-starts] [seconds-per-throughput-run]
 
-import type { InvokeRequest, LoadSpec } from "../../services/model/index.ts";
-import { createProcessBackend } from "./index.ts";
+import type { InvokeRequest, LoadSpec } from "../services/model/index.ts";
+import { createProcessBackend } from "../runtime/process/index.ts";
 
 const HELLO = "export default async (req) => ({ hello: req.query.name ?? 'world' })";
 const spec = (revision: string): LoadSpec => ({ namespace: "bench", function: "hello", revision, code: HELLO, env: {}, timeoutMs: 10_000, memoryMb: 128 });

@@ -1,14 +1,14 @@
 // A quick measurement of the isolate executor (not a test): start() latency, invokes/s of a hello
 // handler through one instance, and node:http + executor against a raw node:http hello server, in
 // each dispatch mode ("auto" measured after its warm-up has moved the revision to the fast path).
-// Run: node --no-node-snapshot runtime/isolate/bench.ts [seconds-per-http-run]
+// Run: node_modules/.bin/node --no-node-snapshot bench/isolate-executor.ts [seconds-per-http-run]
 
 import { spawn } from "node:child_process";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { HttpInput, Instance, InstanceBackend, InvokeRequest, LoadSpec } from "../../services/model/index.ts";
-import { createIsolateBackend } from "./index.ts";
-import type { IsolateBackendOptions } from "./index.ts";
+import type { HttpInput, Instance, InstanceBackend, InvokeRequest, LoadSpec } from "../services/model/index.ts";
+import { createIsolateBackend } from "../runtime/isolate/index.ts";
+import type { IsolateBackendOptions } from "../runtime/isolate/index.ts";
 
 const HELLO = "export default async (req) => ({ hello: req.query.name ?? 'world' })";
 const spec = (revision: string): LoadSpec => ({ namespace: "bench", function: "hello", revision, code: HELLO, env: {}, timeoutMs: 10_000, memoryMb: 64 });
