@@ -8,10 +8,11 @@ import type { Command, CommandContext } from "./command.ts";
 /** `kumo server [--port 8080] [--host 127.0.0.1] [--data-dir ./.kumo]` */
 export const serverCommand: Command = {
   name: "server",
-  summary: "Run the Kumo server (api, builder, gateway) in this process",
+  summary: "Run the Kumo server (api, builder, gateway, autoscaler, event bus, dispatcher, providers) in this process",
   description:
-    "Starts the api, the controller and the gateway in one process, with resources, invocation records and artifacts in --data-dir. " +
-    "Function URLs are served on the same port at /<namespace>/<function>. Ctrl-C stops it cleanly. " +
+    "Starts the api, the controller, the gateway with its autoscaler, the event bus, the dispatcher and the event providers " +
+    "(HTTP POST /events, cron, and OpenStack when KUMO_OPENSTACK_AMQP_URL is set) in one process, with resources, invocation records, " +
+    "events and artifacts in --data-dir. Function URLs are served on the same port at /<namespace>/<function>. Ctrl-C stops it cleanly. " +
     "The server also reads KUMO_* environment variables (see docs/configuration.md); flags win over them.",
   args: [],
   flags: {
