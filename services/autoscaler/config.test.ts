@@ -91,6 +91,11 @@ describe("resolveFunctionScaling", () => {
     ["grace seconds become ms", { scaleToZeroGraceSeconds: 90 }, { scaleToZeroGraceMs: 90_000 }],
     ["initialScale is raised to the function's min", { min: 3, max: 5 }, { minScale: 3, maxScale: 5, initialScale: 3 }],
     ["activationScale is lowered to the function's max", { max: 1 }, { activationScale: 1, initialScale: 1, maxScale: 1 }],
+    [
+      "every knob can be set per function",
+      { targetUtilization: 0.5, stableWindowSeconds: 20, panicWindowPercent: 20, panicThreshold: 3, maxScaleUpRate: 10, maxScaleDownRate: 4, initialScale: 0, activationScale: 2 },
+      { targetUtilization: 0.5, stableWindowMs: 20_000, panicWindowPercent: 20, panicThreshold: 3, maxScaleUpRate: 10, maxScaleDownRate: 4, initialScale: 0, activationScale: 2 },
+    ],
   ] as const)("%s", (_name, scale, changes) => {
     const c = resolveFunctionScaling(global, scale);
     expect(c).toEqual({ ...global, ...changes });
@@ -107,6 +112,11 @@ describe("resolveFunctionScaling", () => {
     expect(p.code).toBe("KUMO_E_VALIDATION");
     expect(p.fields).toEqual(["spec.scale.min"]);
     expect(p.message).toMatch(/greater than spec.scale.max 2/);
+  });
+
+  it("rejects a per-function window whose panic window holds no sample", () => {
+    const p = problemsOf(() => resolveFunctionScaling(global, { stableWindowSeconds: 6, panicWindowPercent: 10 }));
+    expect(p.fields).toEqual(["spec.scale.panicWindowPercent"]);
   });
 
   it("lists every bad field", () => {

@@ -160,17 +160,31 @@ export function resolveFunctionScaling(global: AutoscalerConfig, scale: Partial<
   const maxScale = pick(scale?.max, "spec.scale.max", rules.maxScale, global.maxScale);
   const target = pick(scale?.target, "spec.scale.target", rules.target, global.target);
   const graceSeconds = pick(scale?.scaleToZeroGraceSeconds, "spec.scale.scaleToZeroGraceSeconds", { ...rules.scaleToZeroGraceMs, max: HOUR_MS / 1000 }, global.scaleToZeroGraceMs / 1000);
+  const stableSeconds = pick(scale?.stableWindowSeconds, "spec.scale.stableWindowSeconds", { ...rules.stableWindowMs, min: rules.stableWindowMs.min / 1000, max: HOUR_MS / 1000 }, global.stableWindowMs / 1000);
+  const initialScale = pick(scale?.initialScale, "spec.scale.initialScale", rules.initialScale, global.initialScale);
+  const activationScale = pick(scale?.activationScale, "spec.scale.activationScale", rules.activationScale, global.activationScale);
   const merged: AutoscalerConfig = {
     ...global,
     minScale,
     maxScale,
     target,
     scaleToZeroGraceMs: graceSeconds * 1000,
-    // A function's bounds win over the global start and activation counts.
-    initialScale: Math.min(Math.max(global.initialScale, minScale), maxScale),
-    activationScale: Math.min(global.activationScale, maxScale),
+    stableWindowMs: stableSeconds * 1000,
+    targetUtilization: pick(scale?.targetUtilization, "spec.scale.targetUtilization", rules.targetUtilization, global.targetUtilization),
+    panicWindowPercent: pick(scale?.panicWindowPercent, "spec.scale.panicWindowPercent", rules.panicWindowPercent, global.panicWindowPercent),
+    panicThreshold: pick(scale?.panicThreshold, "spec.scale.panicThreshold", rules.panicThreshold, global.panicThreshold),
+    maxScaleUpRate: pick(scale?.maxScaleUpRate, "spec.scale.maxScaleUpRate", rules.maxScaleUpRate, global.maxScaleUpRate),
+    maxScaleDownRate: pick(scale?.maxScaleDownRate, "spec.scale.maxScaleDownRate", rules.maxScaleDownRate, global.maxScaleDownRate),
+    // A function's bounds win over the start and activation counts.
+    initialScale: Math.min(Math.max(initialScale, minScale), maxScale),
+    activationScale: Math.min(activationScale, maxScale),
   };
-  const specField: Partial<Record<Key, string>> = { minScale: "spec.scale.min", maxScale: "spec.scale.max" };
+  const specField: Partial<Record<Key, string>> = {
+    minScale: "spec.scale.min",
+    maxScale: "spec.scale.max",
+    panicWindowPercent: "spec.scale.panicWindowPercent",
+    stableWindowMs: "spec.scale.stableWindowSeconds",
+  };
   if (p.list.length === 0) {
     for (const d of crossKeyProblems(merged, (k) => specField[k] ?? k)) p.add(d.field ?? "spec.scale", d.message);
   }

@@ -54,6 +54,22 @@ export interface ScaleSpec {
   target: number;
   /** How long without traffic before scaling to zero, seconds. */
   scaleToZeroGraceSeconds: number;
+  /** Fraction of `target` to fill before adding an instance (0-1]. */
+  targetUtilization?: number;
+  /** The autoscaler's stable window, seconds. */
+  stableWindowSeconds?: number;
+  /** The panic window as a percentage of the stable window. */
+  panicWindowPercent?: number;
+  /** Panic at this multiple of the ready instances' capacity. */
+  panicThreshold?: number;
+  /** One decision grows to at most this multiple of the ready instances. */
+  maxScaleUpRate?: number;
+  /** One decision shrinks to no less than ready / this. */
+  maxScaleDownRate?: number;
+  /** Instances a new revision starts with. */
+  initialScale?: number;
+  /** Fewest instances when scaling up from zero. */
+  activationScale?: number;
 }
 
 /** One entry of a function's traffic split. */

@@ -49,6 +49,9 @@ describe("validateFunctionInput", () => {
     [{ env: { "1BAD": "x" } }, "spec.env.1BAD", "not a valid variable name"],
     [{ env: { GOOD: 1 } }, "spec.env.GOOD", "must be a string"],
     [{ scale: { min: 5, max: 2 } }, "spec.scale.min", "greater than spec.scale.max"],
+    [{ scale: { panicThreshold: 50 } }, "spec.scale.panicThreshold", "out of range: use 1.1 to 10"],
+    [{ scale: { targetUtilization: 0 } }, "spec.scale.targetUtilization", "use more than 0 to 1"],
+    [{ scale: { stableWindowSeconds: 2.5 } }, "spec.scale.stableWindowSeconds", "whole number"],
     [{ source: { digest: "md5:abc" } }, "spec.source.digest", "not a digest"],
     [{ entry: "../etc/passwd" }, "spec.entry", "relative path inside the function folder"],
     [{ timeout: 5 }, "spec.timeout", 'unknown field "timeout"'],
@@ -56,6 +59,11 @@ describe("validateFunctionInput", () => {
   ])("rejects %j at %s", (spec, field, message) => {
     const list = problems(() => validateFunctionInput(fn(spec), "default"));
     expect(list).toContainEqual({ field, message: expect.stringContaining(message) });
+  });
+
+  it("keeps per-function autoscaler settings", () => {
+    const { spec } = validateFunctionInput(fn({ scale: { max: 5, stableWindowSeconds: 20, panicThreshold: 3, targetUtilization: 0.5 } }), "default");
+    expect(spec.scale).toEqual({ max: 5, stableWindowSeconds: 20, panicThreshold: 3, targetUtilization: 0.5 });
   });
 
   it("reports every problem at once", () => {

@@ -154,13 +154,28 @@ function validateLimits(p: Problems, raw: unknown): Limits {
   };
 }
 
+const SCALE_KEYS = [
+  "min",
+  "max",
+  "target",
+  "scaleToZeroGraceSeconds",
+  "targetUtilization",
+  "stableWindowSeconds",
+  "panicWindowPercent",
+  "panicThreshold",
+  "maxScaleUpRate",
+  "maxScaleDownRate",
+  "initialScale",
+  "activationScale",
+] as const;
+
 function validateScale(p: Problems, raw: unknown): Partial<ScaleSpec> {
   if (raw === undefined) return {};
   if (!isRecord(raw)) {
     p.add("spec.scale", "must be an object like { \"min\": 0, \"max\": 10, \"target\": 70 }");
     return {};
   }
-  rejectUnknown(p, raw, ["min", "max", "target", "scaleToZeroGraceSeconds"], "spec.scale");
+  rejectUnknown(p, raw, [...SCALE_KEYS], "spec.scale");
   const max = functionDefaults.maxScale;
   // Only what the user set is kept: the rest follows the server's autoscaler defaults.
   const s: Partial<ScaleSpec> = {};
@@ -168,6 +183,23 @@ function validateScale(p: Problems, raw: unknown): Partial<ScaleSpec> {
   if (raw.max !== undefined) s.max = intIn(p, raw.max, "spec.scale.max", 1, max, 1);
   if (raw.target !== undefined) s.target = intIn(p, raw.target, "spec.scale.target", 1, functionDefaults.maxConcurrency, 1);
   if (raw.scaleToZeroGraceSeconds !== undefined) s.scaleToZeroGraceSeconds = intIn(p, raw.scaleToZeroGraceSeconds, "spec.scale.scaleToZeroGraceSeconds", 0, 3600, 0, "seconds");
+  // The autoscaler's other knobs, per function (the same ranges as KUMO_AUTOSCALER_*).
+  const num = (key: keyof ScaleSpec, min: number, max: number, whole: boolean, exclusiveMin = false): void => {
+    const v = raw[key];
+    if (v === undefined) return;
+    const field = `spec.scale.${key}`;
+    if (typeof v !== "number" || !Number.isFinite(v) || (whole && !Number.isInteger(v))) return p.add(field, `must be ${whole ? "a whole number" : "a number"}, got ${JSON.stringify(v)}`);
+    if ((exclusiveMin ? v <= min : v < min) || v > max) return p.add(field, `${v} is out of range: use ${exclusiveMin ? "more than " : ""}${min} to ${max}`);
+    (s as Record<string, number>)[key] = v;
+  };
+  num("targetUtilization", 0, 1, false, true);
+  num("stableWindowSeconds", 6, 3600, true);
+  num("panicWindowPercent", 1, 100, false);
+  num("panicThreshold", 1.1, 10, false);
+  num("maxScaleUpRate", 1, 10_000, false, true);
+  num("maxScaleDownRate", 1, 10_000, false, true);
+  num("initialScale", 0, 1000, true);
+  num("activationScale", 1, 1000, true);
   if (s.min !== undefined && s.max !== undefined && s.min > s.max) p.add("spec.scale.min", `${s.min} is greater than spec.scale.max ${s.max}: lower min or raise max`);
   return s;
 }

@@ -14,7 +14,7 @@ import { createEmbeddedBus, createKafkaBus, type EventBus } from "../bus/index.t
 import { Controller } from "../controller/index.ts";
 import { Dispatcher, createBusSink, createDispatcherMetrics, ensureEventTopics, getDeadLetter, listDeadLetters, replayDeadLetter } from "../dispatcher/index.ts";
 import { createEventInvoker, createGateway, createGatewayMetrics, RouteTable, type RevisionTarget } from "../gateway/index.ts";
-import { systemClock, type InstanceBackend, type RuntimeKind } from "../model/index.ts";
+import { systemClock, type InstanceBackend, type RuntimeKind, type ScaleSpec } from "../model/index.ts";
 import { FileBlobStore, openDatabase, openInvocationLog, openSqliteStore } from "../store/index.ts";
 import { CronProvider, HttpEventProvider, createCronMetrics, installCronCheck, type EventProvider } from "../../event-providers/index.ts";
 import { OpenStackProvider } from "../../event-providers/openstack/index.ts";
@@ -94,7 +94,7 @@ function providerMetrics(registry: Registry, name: string, provider: OpenStackPr
 }
 
 /** The autoscaler loop over every routed revision: samples demand, scales each pool. */
-function startAutoscaler(routes: RouteTable, global: AutoscalerConfig, registry: Registry): Collector {
+function startAutoscaler(routes: RouteTable, global: AutoscalerConfig, scalingFor: (scale: Partial<ScaleSpec>) => AutoscalerConfig, registry: Registry): Collector {
   const byKey = (): Map<string, RevisionTarget> => {
     const m = new Map<string, RevisionTarget>();
     for (const t of routes.revisionTargets()) m.set(`${t.namespace}/${t.revision}`, t);
@@ -118,7 +118,7 @@ function startAutoscaler(routes: RouteTable, global: AutoscalerConfig, registry:
       let c = configs.get(key);
       if (c === undefined) {
         const t = targets.get(key);
-        c = t === undefined ? global : resolveFunctionScaling(global, t.scale);
+        c = t === undefined ? global : scalingFor(t.scale);
         configs.set(key, c);
       }
       return c;
@@ -161,6 +161,16 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
   const backends: Record<RuntimeKind, InstanceBackend | undefined> = { isolate, process: processes };
   const logLevel = (level: string, message: string) => log(level === "info" ? message : `${level}: ${message}`);
 
+  /** A revision's autoscaler config; settings that clash with the server's fall back to its defaults. */
+  const scalingFor = (scale: Partial<ScaleSpec>): AutoscalerConfig => {
+    try {
+      return resolveFunctionScaling(config.autoscaler, scale);
+    } catch (err) {
+      log(`autoscaler: ${err instanceof Error ? err.message : String(err)}; using the server's defaults for that revision`);
+      return config.autoscaler;
+    }
+  };
+
   let state: "starting" | "ready" | "stopping" = "starting";
   const routes = new RouteTable({
     store,
@@ -172,7 +182,7 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
       queueLimit: config.queueLimit,
       queueTimeoutMs: config.queueTimeoutMs,
       bounds: (scale) => {
-        const c = resolveFunctionScaling(config.autoscaler, scale);
+        const c = scalingFor(scale);
         return { min: c.minScale, max: c.maxScale };
       },
     },
@@ -267,7 +277,7 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
   });
   await routes.start();
   await controller.start();
-  const autoscaler = startAutoscaler(routes, config.autoscaler, registry);
+  const autoscaler = startAutoscaler(routes, config.autoscaler, scalingFor, registry);
   // Joining a Kafka consumer group can take a session timeout after a crash: serve meanwhile,
   // and report the dispatcher as not ready in /readyz until it has joined.
   let dispatcherState = "joining the consumer group";
