@@ -102,6 +102,22 @@ describe("POST /events", () => {
     expect(sink.appended.map((a) => a.partitionKey)).toEqual(["vm-1", "b-2"]);
   });
 
+  it("names the bad event of a batch, and appends none of it", async () => {
+    const { url, sink } = await serve();
+    const res = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/cloudevents-batch+json" },
+      body: JSON.stringify([
+        { specversion: "1.0", id: "b-1", source: "app", type: "t" },
+        { specversion: "1.0", id: "b-2", source: "app", type: "t" },
+        { specversion: "1.0", id: "b-3", source: "app" },
+      ]),
+    });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(/^event 2: /);
+    expect(sink.appended).toEqual([]);
+  });
+
   it("keeps binary data as bytes", async () => {
     const { url, sink } = await serve();
     const res = await fetch(url, {

@@ -135,7 +135,20 @@ export function parseHttpEvents(headers: Record<string, string | undefined>, bod
   try {
     parsed = HTTP.toEvent({ headers, body: messageBody }) as CloudEvent<unknown> | CloudEvent<unknown>[];
   } catch (err) {
-    throw validationError(err);
+    const e = validationError(err);
+    // The SDK rejects a whole batch for one bad event: say which one.
+    if (raw !== undefined && raw.length > 1) {
+      const bad = raw.findIndex((item) => {
+        try {
+          new CloudEvent(item as Record<string, unknown>, true);
+          return false;
+        } catch {
+          return true;
+        }
+      });
+      if (bad >= 0) throw new KumoError(e.code, `event ${bad}: ${e.message}`, { details: e.details });
+    }
+    throw e;
   }
   const list = Array.isArray(parsed) ? parsed : [parsed];
   return list.map((event, i) => {
