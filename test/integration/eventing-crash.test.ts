@@ -5,13 +5,12 @@
 // The function reports each event it receives to a "witness" HTTP server in this process, which
 // survives the kill (the first server's invocation records may be lost with it).
 
-import { spawn } from "node:child_process";
 import { rm, writeFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { kumoBin, runKumo, tempDir } from "../support/kumo.ts";
+import { runKumo, startKumoServer, tempDir, type ServerProcess } from "../support/kumo.ts";
 import { startTestKafkaBroker, type TestKafkaBroker } from "../support/kafka-broker/index.ts";
 
 const EVENTS = 500;
@@ -72,59 +71,7 @@ async function startWitness(): Promise<Witness> {
 }
 
 /** A `kumo server` child process on a given data dir. */
-interface Kumo {
-  url: string;
-  output(): string;
-  /** SIGTERM and wait. */
-  stop(): Promise<void>;
-  /** SIGKILL and wait. */
-  kill(): Promise<void>;
-}
-
-/**
- * Starts `kumo server` like test/support's startKumoServer, with a longer wait: after a SIGKILL
- * on Kafka the new dispatcher joins its group only once the dead member's 30 s session expired,
- * and the server prints its URL after that.
- */
-async function startKumo(dataDir: string, env: Record<string, string>, readyWithinMs: number): Promise<Kumo> {
-  const child = spawn(kumoBin, ["server", "--port", "0", "--data-dir", dataDir], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-  let out = "";
-  const exited = new Promise<void>((r) => child.once("exit", () => r()));
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`kumo server did not start within ${readyWithinMs} ms:\n${out}`));
-    }, readyWithinMs);
-    const onData = (d: Buffer): void => {
-      out += d.toString();
-      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-      if (m?.[1] !== undefined) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    };
-    child.stdout.on("data", onData);
-    child.stderr.on("data", onData);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`kumo server exited with ${String(code)} before it was ready:\n${out}`));
-    });
-  });
-  return {
-    url,
-    output: () => out,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-      await exited;
-    },
-    async kill() {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-      await exited;
-    },
-  };
-}
-
-async function api(server: Kumo, method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
+async function api(server: ServerProcess, method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
   const res = await fetch(`${server.url}${API}${path}`, {
     method,
     ...(body === undefined ? {} : { headers: { "content-type": "application/json" }, body: JSON.stringify(body) }),
@@ -134,7 +81,7 @@ async function api(server: Kumo, method: string, path: string, body?: unknown): 
 }
 
 /** Waits until the dispatcher subscribed the trigger (Ready, start offsets recorded). */
-async function triggerReady(server: Kumo, name: string): Promise<void> {
+async function triggerReady(server: ServerProcess, name: string): Promise<void> {
   for (let i = 0; i < 200; i++) {
     const { json } = await api(server, "GET", `/triggers/${name}`);
     const status = (json as { status?: { startOffsets?: unknown; conditions?: { type: string; status: string }[] } }).status;
@@ -145,7 +92,7 @@ async function triggerReady(server: Kumo, name: string): Promise<void> {
 }
 
 /** Publishes one event in binary mode; resolves with the HTTP status. */
-async function publish(server: Kumo, id: string): Promise<number> {
+async function publish(server: ServerProcess, id: string): Promise<number> {
   const res = await fetch(`${server.url}/events`, {
     method: "POST",
     headers: { "ce-specversion": "1.0", "ce-id": id, "ce-source": "/test/crash", "ce-type": EVENT_TYPE, "content-type": "application/json" },
@@ -185,7 +132,7 @@ async function crashAndRecover(bus: string, env: Record<string, string>, restart
   const fnDir = await tempDir("kumo-crash-fn-");
   cleanups.push(() => rm(dataDir, { recursive: true, force: true }), () => rm(fnDir, { recursive: true, force: true }));
 
-  let server = await startKumo(dataDir, env, 30_000);
+  let server = await startKumoServer({ dataDir, env });
   cleanups.push(() => server.kill());
   // Reports the event, then works a few ms: a kill lands between report and completion.
   await writeFile(
@@ -218,7 +165,7 @@ async function crashAndRecover(bus: string, env: Record<string, string>, restart
   expect(atKill, "the kill should land while events are still being delivered").toBeLessThan(EVENTS);
 
   const restartedAt = Date.now();
-  server = await startKumo(dataDir, env, restartWithinMs);
+  server = await startKumoServer({ dataDir, env });
   const restartMs = Date.now() - restartedAt;
   const everything = witness.whenDistinct(EVENTS);
   const deadline = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), restartWithinMs + 30_000).unref());
